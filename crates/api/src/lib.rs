@@ -1,0 +1,156 @@
+//! minifaas-api: the wire types of the HTTP API, shared by the gateway and the CLI.
+//!
+//! Plain serde structs and nothing else: no logic, no core types. Two families:
+//! - the seed API (`/deploy`, `/invoke?fn=`, `/function/:name`), whose shapes are fixed by
+//!   the earlier projects' clients;
+//! - the main API (`/functions`, `/invoke/:name`, `/health`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Every error: `{"ok": false, "error": "<sentence>", "code": "<snake_case>"}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub ok: bool,
+    pub error: String,
+    pub code: String,
+}
+
+// ---- seed API ----
+
+/// `POST /deploy?name=&lang=` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SeedDeployQuery {
+    pub name: Option<String>,
+    pub lang: Option<String>,
+}
+
+/// `POST /deploy` with a JSON body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeedDeployRequest {
+    pub name: String,
+    pub lang: String,
+    pub code: String,
+}
+
+/// `201` answer of `POST /deploy`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeedDeployResponse {
+    pub ok: bool,
+    pub id: String,
+    pub name: String,
+    pub lang: String,
+    pub wasm: bool,
+}
+
+/// `POST /invoke?fn=` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SeedInvokeQuery {
+    #[serde(rename = "fn")]
+    pub function: Option<String>,
+}
+
+/// `200` answer of `POST /invoke?fn=`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeedInvokeResponse {
+    pub ok: bool,
+    pub output: String,
+}
+
+/// `GET /function/:name`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeedFunctionView {
+    pub ok: bool,
+    pub id: String,
+    pub name: String,
+    pub lang: String,
+    pub size: u64,
+    pub code: String,
+}
+
+// ---- main API ----
+
+/// `POST /functions`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreateFunctionRequest {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+    /// Source as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Source (or a binary module) as standard base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_base64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+}
+
+/// `PUT /functions/:name`: new code and/or config. Omitted parts are kept; given config
+/// keys replace the stored ones.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateFunctionRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_base64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+}
+
+/// A function and its current version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FunctionView {
+    pub ok: bool,
+    pub id: String,
+    pub name: String,
+    pub lang: String,
+    /// Whether it runs as a WASI module.
+    pub wasm: bool,
+    pub version: u32,
+    /// Source size in bytes.
+    pub size: u64,
+    pub config: Value,
+    pub source_sha256: String,
+    pub artifact_sha256: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// `GET /functions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FunctionList {
+    pub ok: bool,
+    pub functions: Vec<FunctionView>,
+}
+
+/// `GET /functions/:name/code`: text sources as `code`, binary ones as `code_base64`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeView {
+    pub ok: bool,
+    pub name: String,
+    pub lang: String,
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_base64: Option<String>,
+}
+
+/// `DELETE /functions/:name`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deleted {
+    pub ok: bool,
+    pub name: String,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub ok: bool,
+    pub status: String,
+    pub version: String,
+}

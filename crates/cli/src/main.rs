@@ -1,0 +1,151 @@
+//! The `minifaas` binary: `serve` runs the server; every other subcommand is a client
+//! that speaks the HTTP API with `minifaas-api` types.
+
+mod client;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "minifaas",
+    version,
+    about = "Functions as a Service in one binary"
+)]
+struct Cli {
+    /// The server's URL.
+    #[arg(
+        long,
+        global = true,
+        env = "MINIFAAS_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    url: String,
+    /// API key, sent as `Authorization: Bearer`.
+    #[arg(long, global = true, env = "MINIFAAS_KEY", hide_env_values = true)]
+    key: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, env = "MINIFAAS_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Data directory: database, blobs, caches.
+        #[arg(long, env = "MINIFAAS_DATA", default_value = "data")]
+        data: PathBuf,
+        /// Invocations running at once, server-wide.
+        #[arg(long, env = "MINIFAAS_MAX_CONCURRENCY", default_value_t = 256)]
+        max_concurrency: usize,
+        /// Largest request body in bytes.
+        #[arg(long, env = "MINIFAAS_MAX_BODY", default_value_t = 6 * 1024 * 1024)]
+        max_body: usize,
+        /// Wall-clock limit of one build, in seconds.
+        #[arg(long, env = "MINIFAAS_BUILD_TIMEOUT", default_value_t = 120)]
+        build_timeout: u64,
+    },
+    /// Deploy a source file (language from the extension); updates it if it exists.
+    Deploy {
+        file: PathBuf,
+        /// Function name (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Language (default: from the extension).
+        #[arg(long)]
+        lang: Option<String>,
+        /// Timeout in seconds.
+        #[arg(long)]
+        timeout: Option<f64>,
+        /// Memory limit, e.g. 128 or 128Mi.
+        #[arg(long)]
+        memory: Option<String>,
+        /// Environment variable for the function, K=V (repeatable).
+        #[arg(long = "env", value_name = "K=V")]
+        env: Vec<String>,
+    },
+    /// Invoke a function and print its response body.
+    Invoke {
+        name: String,
+        /// Request body: a string, @file, or - for stdin.
+        #[arg(long, short = 'd')]
+        data: Option<String>,
+        /// HTTP method.
+        #[arg(long, short = 'X', default_value = "POST")]
+        method: String,
+        /// Path below the function, e.g. /users/1?x=2.
+        #[arg(long, default_value = "")]
+        path: String,
+    },
+    /// List functions.
+    Ls,
+    /// Show a function.
+    Get { name: String },
+    /// Delete a function.
+    Rm { name: String },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Serve {
+            listen,
+            data,
+            max_concurrency,
+            max_body,
+            build_timeout,
+        } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("MINIFAAS_LOG").unwrap_or_else(
+                        |_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"),
+                    ),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let config = minifaas_server::ServeConfig {
+                listen,
+                data_dir: data,
+                max_concurrency,
+                max_body_bytes: max_body,
+                build_timeout: Duration::from_secs(build_timeout),
+                ..minifaas_server::ServeConfig::default()
+            };
+            let shutdown = CancellationToken::new();
+            minifaas_server::cancel_on_signals(shutdown.clone())?;
+            minifaas_server::serve(config, shutdown).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        command => {
+            let client = client::Client::new(cli.url, cli.key)?;
+            client.run(command).await
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! minifaas-core: the domain of the platform, and the traits its parts meet at.
+//!
+//! Invariants:
+//! - this crate does no IO: no files, sockets, processes, SQL or wasmtime; it only names
+//!   things and checks values, so every other crate can depend on it cheaply;
+//! - every error the platform returns is an [`Error`] with an [`ErrorKind`] saying whose
+//!   fault it is (caller, function, overload, timeout, platform); the gateway alone maps
+//!   kinds to HTTP statuses.
+
+pub mod cgi;
+pub mod config;
+pub mod error;
+pub mod function;
+pub mod invocation;
+pub mod traits;
+
+pub use config::{FunctionConfig, parse_memory_mb};
+pub use error::{Error, ErrorKind, Result};
+pub use function::{
+    Artifact, ArtifactKind, FunctionName, FunctionRecord, Lang, VersionRecord, sha256_hex,
+};
+pub use invocation::{InvokeRequest, InvokeResponse};
+pub use traits::{
+    Builder, Executor, Invoker, NewVersion, PreparedFunction, PreparedVersion, Store,
+    load_stored_version,
+};

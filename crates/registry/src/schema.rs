@@ -1,0 +1,38 @@
+//! The schema, as an ordered list of migrations. `PRAGMA user_version` records how many
+//! have run; each runs once, in a transaction, in order.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: functions and their versions.
+    "CREATE TABLE functions (
+        name            TEXT PRIMARY KEY,
+        id              TEXT NOT NULL UNIQUE,
+        current_version INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL
+    );
+    CREATE TABLE versions (
+        name            TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+        version         INTEGER NOT NULL,
+        lang            TEXT NOT NULL,
+        config          TEXT NOT NULL,
+        source_sha256   TEXT NOT NULL,
+        source_size     INTEGER NOT NULL,
+        artifact_sha256 TEXT NOT NULL,
+        artifact_kind   TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        PRIMARY KEY (name, version)
+    );",
+];
+
+pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let applied: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,7 @@
+// Simple C function example
+#include <stdio.h>
+
+int main() {
+    printf("Hello from FAAS!\n");
+    return 0;
+}
