@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use minifaas_core::{Artifact, ArtifactKind, Builder, Error, Lang, Result};
+use minifaas_core::{Artifact, ArtifactKind, Builder, Error, FunctionConfig, Lang, Result};
 use minifaas_sandbox::{Limits, SandboxedCommand};
 
 use crate::toolchain::{Toolchain, Toolchains};
@@ -70,23 +70,31 @@ impl CompilerBuilder {
         }
     }
 
-    async fn compile(&self, lang: Lang, source: &Bytes) -> Result<Bytes> {
-        let dir = tempfile::Builder::new()
+    fn build_dir(&self) -> Result<tempfile::TempDir> {
+        tempfile::Builder::new()
             .prefix("build-")
             .tempdir_in(&self.work_root)
-            .map_err(|e| Error::platform_ctx("creating a build directory", e))?;
-        let source_name = lang.source_file_name();
-        tokio::fs::write(dir.path().join(source_name), source)
-            .await
-            .map_err(|e| Error::platform_ctx("writing the source", e))?;
-        let out_name = "main.out.wasm";
-        let limits = Limits {
+            .map_err(|e| Error::platform_ctx("creating a build directory", e))
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
             wall_time: self.options.time_limit,
             cpu_seconds: self.options.time_limit.as_secs().max(1) * 2,
             max_file_bytes: self.options.max_artifact_bytes * 4,
             max_open_files: 1024,
             max_output_bytes: self.options.max_diagnostics_bytes,
-        };
+        }
+    }
+
+    async fn compile(&self, lang: Lang, source: &Bytes) -> Result<Bytes> {
+        let dir = self.build_dir()?;
+        let source_name = lang.source_file_name();
+        tokio::fs::write(dir.path().join(source_name), source)
+            .await
+            .map_err(|e| Error::platform_ctx("writing the source", e))?;
+        let out_name = "main.out.wasm";
+        let limits = self.limits();
         let command = match lang {
             Lang::C => {
                 let clang = self.require(&self.toolchains.c, lang)?;
@@ -184,7 +192,7 @@ impl CompilerBuilder {
 }
 
 /// The compiler's messages, with the build directory's path removed.
-fn diagnostics_text(stderr: &[u8], stdout: &[u8], dir: &Path) -> String {
+pub(crate) fn diagnostics_text(stderr: &[u8], stdout: &[u8], dir: &Path) -> String {
     let mut text = String::from_utf8_lossy(stderr).into_owned();
     if text.trim().is_empty() {
         text = String::from_utf8_lossy(stdout).into_owned();
@@ -198,7 +206,7 @@ fn diagnostics_text(stderr: &[u8], stdout: &[u8], dir: &Path) -> String {
 
 #[async_trait]
 impl Builder for CompilerBuilder {
-    async fn build(&self, lang: Lang, source: Bytes) -> Result<Artifact> {
+    async fn build(&self, lang: Lang, source: Bytes, config: &FunctionConfig) -> Result<Artifact> {
         let wasm = match lang {
             Lang::Wasm => {
                 if !source.starts_with(WASM_MAGIC) {
@@ -210,13 +218,41 @@ impl Builder for CompilerBuilder {
                 source
             }
             Lang::C | Lang::Rust | Lang::Go => self.compile(lang, &source).await?,
-            Lang::Python | Lang::JavaScript | Lang::Php | Lang::Html => {
-                return Err(Error::invalid(
-                    "unsupported_lang",
-                    format!(
-                        "{lang} functions are not supported by this server yet; supported languages: c, rust, go, wasm"
-                    ),
-                ));
+            Lang::Html => {
+                if std::str::from_utf8(&source).is_err() {
+                    return Err(Error::invalid(
+                        "invalid_code",
+                        "an HTML page must be UTF-8 text",
+                    ));
+                }
+                return Ok(Artifact::new(ArtifactKind::StaticHtml, source));
+            }
+            Lang::Python | Lang::JavaScript | Lang::Php => {
+                let interpreter = match lang {
+                    Lang::Python => &self.toolchains.python,
+                    Lang::JavaScript => &self.toolchains.node,
+                    _ => &self.toolchains.php,
+                };
+                let interpreter = self.require(interpreter, lang)?.to_owned();
+                let dir = self.build_dir()?;
+                let archive = crate::interpreted::build_code_dir(
+                    lang,
+                    &interpreter,
+                    self.toolchains.npm.program(),
+                    &source,
+                    config,
+                    dir.path(),
+                    self.limits(),
+                )
+                .await?;
+                if archive.len() as u64 > self.options.max_artifact_bytes {
+                    return Err(Error::too_large(format!(
+                        "the function with its dependencies is {} bytes, more than the {} byte limit",
+                        archive.len(),
+                        self.options.max_artifact_bytes
+                    )));
+                }
+                return Ok(Artifact::new(ArtifactKind::for_lang(lang), archive));
             }
         };
         Ok(Artifact::new(ArtifactKind::WasiModule, wasm))
@@ -238,6 +274,7 @@ mod tests {
             .build(
                 Lang::C,
                 Bytes::from_static(b"#include <stdio.h>\nint main(){puts(\"hi\");}\n"),
+                &FunctionConfig::default(),
             )
             .await
             .unwrap();
@@ -248,7 +285,11 @@ mod tests {
     async fn a_compile_error_returns_relative_diagnostics() {
         let dir = tempfile::tempdir().unwrap();
         let err = builder(dir.path())
-            .build(Lang::C, Bytes::from_static(b"int main( { return 0 }\n"))
+            .build(
+                Lang::C,
+                Bytes::from_static(b"int main( { return 0 }\n"),
+                &FunctionConfig::default(),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.code, "build_failed");
@@ -262,18 +303,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn rejects_non_wasm_uploads_and_unsupported_languages() {
+    async fn rejects_non_wasm_uploads_and_binary_html() {
         let dir = tempfile::tempdir().unwrap();
         let b = builder(dir.path());
         let err = b
-            .build(Lang::Wasm, Bytes::from_static(b"MZ"))
+            .build(
+                Lang::Wasm,
+                Bytes::from_static(b"MZ"),
+                &FunctionConfig::default(),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.code, "invalid_module");
         let err = b
-            .build(Lang::Python, Bytes::from_static(b"def handle(r): pass"))
+            .build(
+                Lang::Html,
+                Bytes::from_static(b"\xff\xfe"),
+                &FunctionConfig::default(),
+            )
             .await
             .unwrap_err();
-        assert_eq!(err.code, "unsupported_lang");
+        assert_eq!(err.code, "invalid_code");
     }
 }

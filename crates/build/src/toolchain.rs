@@ -27,6 +27,14 @@ pub struct Toolchains {
     pub rust: Toolchain,
     /// go 1.21+ (wasip1 support).
     pub go: Toolchain,
+    /// The real Python interpreter (never a pyenv shim), with pip for dependencies.
+    pub python: Toolchain,
+    /// node, for JavaScript functions.
+    pub node: Toolchain,
+    /// npm, for JavaScript dependencies.
+    pub npm: Toolchain,
+    /// php-cli.
+    pub php: Toolchain,
 }
 
 const INSTALL_HINT: &str = "run scripts/install-toolchains.sh on the server";
@@ -38,12 +46,24 @@ impl Toolchains {
             c: discover_clang(),
             rust: discover_rustc(),
             go: discover_go(),
+            python: discover_python(),
+            node: discover_on_path("node", &["--version"], "node"),
+            npm: discover_on_path("npm", &["--version"], "npm"),
+            php: discover_on_path("php", &["-r", "echo PHP_VERSION;"], "php-cli"),
         }
     }
 
     /// (language, toolchain) pairs, for start-up logs and `check-system`.
-    pub fn summary(&self) -> [(&'static str, &Toolchain); 3] {
-        [("c", &self.c), ("rust", &self.rust), ("go", &self.go)]
+    pub fn summary(&self) -> [(&'static str, &Toolchain); 7] {
+        [
+            ("c", &self.c),
+            ("rust", &self.rust),
+            ("go", &self.go),
+            ("python", &self.python),
+            ("javascript", &self.node),
+            ("javascript dependencies", &self.npm),
+            ("php", &self.php),
+        ]
     }
 }
 
@@ -113,5 +133,33 @@ fn discover_go() -> Toolchain {
         };
     };
     let version = first_line_of(&program, &["version"]).unwrap_or_default();
+    Toolchain::Ready { program, version }
+}
+
+fn discover_on_path(name: &str, version_args: &[&str], package: &str) -> Toolchain {
+    let Some(program) = find_on_path(name) else {
+        return Toolchain::Missing {
+            reason: format!("{package} is not installed; {INSTALL_HINT}"),
+        };
+    };
+    let program = std::fs::canonicalize(&program).unwrap_or(program);
+    let version = first_line_of(&program, version_args).unwrap_or_default();
+    Toolchain::Ready { program, version }
+}
+
+fn discover_python() -> Toolchain {
+    // `python3` on PATH may be a pyenv shim (a shell script costing ~250 ms a start): ask
+    // it once for the interpreter behind it and run that directly.
+    let real = find_on_path("python3")
+        .and_then(|p| first_line_of(&p, &["-c", "import sys; print(sys.executable)"]))
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .or_else(|| Some(PathBuf::from("/usr/bin/python3")).filter(|p| p.is_file()));
+    let Some(program) = real else {
+        return Toolchain::Missing {
+            reason: format!("python3 is not installed; {INSTALL_HINT}"),
+        };
+    };
+    let version = first_line_of(&program, &["--version"]).unwrap_or_default();
     Toolchain::Ready { program, version }
 }

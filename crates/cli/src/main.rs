@@ -50,6 +50,10 @@ enum Command {
         /// Wall-clock limit of one build, in seconds.
         #[arg(long, env = "MINIFAAS_BUILD_TIMEOUT", default_value_t = 120)]
         build_timeout: u64,
+        /// Warm workers started per Python/JavaScript/PHP function (its default
+        /// `min_instances`).
+        #[arg(long, env = "MINIFAAS_WORKERS", default_value_t = 0)]
+        workers: usize,
     },
     /// Deploy a source file (language from the extension); updates it if it exists.
     Deploy {
@@ -121,6 +125,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             max_concurrency,
             max_body,
             build_timeout,
+            workers,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -136,6 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 max_concurrency,
                 max_body_bytes: max_body,
                 build_timeout: Duration::from_secs(build_timeout),
+                workers,
                 ..minifaas_server::ServeConfig::default()
             };
             let shutdown = CancellationToken::new();

@@ -166,26 +166,59 @@ impl fmt::Display for Lang {
 }
 
 /// What a build produced, ready for an executor's `prepare`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ArtifactKind {
     /// A WASI preview-1 command module.
     WasiModule,
+    /// A tar archive of a Python code dir: `main.py`, and `deps/` if it has dependencies.
+    PythonArchive,
+    /// A tar archive of a Node code dir: `main.js`, and `node_modules/` if any.
+    NodeArchive,
+    /// A tar archive of a PHP code dir: `main.php`.
+    PhpArchive,
+    /// A static HTML page, served as is.
+    StaticHtml,
 }
 
 impl ArtifactKind {
+    pub const ALL: [ArtifactKind; 5] = [
+        ArtifactKind::WasiModule,
+        ArtifactKind::PythonArchive,
+        ArtifactKind::NodeArchive,
+        ArtifactKind::PhpArchive,
+        ArtifactKind::StaticHtml,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ArtifactKind::WasiModule => "wasi-module",
+            ArtifactKind::PythonArchive => "python-archive",
+            ArtifactKind::NodeArchive => "node-archive",
+            ArtifactKind::PhpArchive => "php-archive",
+            ArtifactKind::StaticHtml => "html",
         }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "wasi-module" => Some(ArtifactKind::WasiModule),
-            _ => None,
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
+    }
+
+    /// The artifact kind a language builds to.
+    pub fn for_lang(lang: Lang) -> Self {
+        match lang {
+            Lang::C | Lang::Rust | Lang::Go | Lang::Wasm => ArtifactKind::WasiModule,
+            Lang::Python => ArtifactKind::PythonArchive,
+            Lang::JavaScript => ArtifactKind::NodeArchive,
+            Lang::Php => ArtifactKind::PhpArchive,
+            Lang::Html => ArtifactKind::StaticHtml,
         }
     }
 }
+
+/// The file in a code archive (Python, JavaScript, PHP) naming its entry file and mode:
+/// JSON `{"entry": "main.py", "mode": "handler" | "script"}`. Written by the build,
+/// read by the process executor.
+pub const CODE_MANIFEST_FILE: &str = ".minifaas.json";
 
 /// A build artifact: its kind, its bytes and their sha256 (the key of its blob and of
 /// every cache derived from it).

@@ -17,7 +17,8 @@ pub mod traits;
 pub use config::{FunctionConfig, parse_memory_mb};
 pub use error::{Error, ErrorKind, Result};
 pub use function::{
-    Artifact, ArtifactKind, FunctionName, FunctionRecord, Lang, VersionRecord, sha256_hex,
+    Artifact, ArtifactKind, CODE_MANIFEST_FILE, FunctionName, FunctionRecord, Lang, VersionRecord,
+    sha256_hex,
 };
 pub use invocation::{InvokeRequest, InvokeResponse};
 pub use traits::{

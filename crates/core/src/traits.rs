@@ -55,8 +55,9 @@ pub trait Store: Send + Sync + 'static {
 /// Turns an upload into an artifact, sandboxed and time-limited.
 #[async_trait]
 pub trait Builder: Send + Sync + 'static {
-    /// `BuildFailed` with the diagnostics when the source does not compile.
-    async fn build(&self, lang: Lang, source: Bytes) -> Result<Artifact>;
+    /// `BuildFailed` with the diagnostics when the source does not compile or its
+    /// dependencies (`config.extra["dependencies"]`) do not install.
+    async fn build(&self, lang: Lang, source: Bytes, config: &FunctionConfig) -> Result<Artifact>;
 }
 
 /// A function version loaded by an executor and ready to serve.
@@ -69,7 +70,8 @@ pub trait PreparedFunction: Send + Sync + 'static {
 /// (where it also validates the artifact) and at start-up alike.
 #[async_trait]
 pub trait Executor: Send + Sync + 'static {
-    fn kind(&self) -> ArtifactKind;
+    /// The artifact kinds this executor runs.
+    fn kinds(&self) -> &'static [ArtifactKind];
     async fn prepare(
         &self,
         name: &FunctionName,

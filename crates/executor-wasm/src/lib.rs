@@ -74,8 +74,8 @@ impl WasmExecutor {
 
 #[async_trait]
 impl Executor for WasmExecutor {
-    fn kind(&self) -> ArtifactKind {
-        ArtifactKind::WasiModule
+    fn kinds(&self) -> &'static [ArtifactKind] {
+        &[ArtifactKind::WasiModule]
     }
 
     async fn prepare(

@@ -71,7 +71,7 @@ async fn build_and_prepare(
     minifaas_core::Artifact,
     std::sync::Arc<dyn minifaas_core::PreparedFunction>,
 )> {
-    let artifact = state.builder.build(lang, source.clone()).await?;
+    let artifact = state.builder.build(lang, source.clone(), config).await?;
     let function = state.invoker.prepare(name, config, &artifact).await?;
     Ok((artifact, function))
 }

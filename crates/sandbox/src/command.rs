@@ -42,6 +42,7 @@ pub struct SandboxedCommand {
     env: Vec<(OsString, OsString)>,
     cwd: PathBuf,
     limits: Limits,
+    stdin: Option<bytes::Bytes>,
 }
 
 /// How a child ended and what it wrote.
@@ -70,7 +71,14 @@ impl SandboxedCommand {
             env: Vec::new(),
             cwd: cwd.into(),
             limits: Limits::default(),
+            stdin: None,
         }
+    }
+
+    /// Bytes written to the child's stdin (closed after them). Default: no stdin.
+    pub fn stdin(mut self, input: bytes::Bytes) -> Self {
+        self.stdin = Some(input);
+        self
     }
 
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
@@ -101,7 +109,11 @@ impl SandboxedCommand {
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.cwd)
-            .stdin(Stdio::null())
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -114,6 +126,13 @@ impl SandboxedCommand {
         }
         let mut child = command.spawn()?;
         let pid = child.id();
+        if let (Some(input), Some(mut pipe)) = (self.stdin.clone(), child.stdin.take()) {
+            // A child that exits without reading its input is not an error.
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let _ = pipe.write_all(&input).await;
+            });
+        }
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let cap = self.limits.max_output_bytes;
@@ -148,7 +167,7 @@ impl SandboxedCommand {
     }
 }
 
-fn apply_child_limits(limits: &Limits) -> std::io::Result<()> {
+pub(crate) fn apply_child_limits(limits: &Limits) -> std::io::Result<()> {
     use nix::sys::resource::{Resource, setrlimit};
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
     setrlimit(Resource::RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds)?;
@@ -166,7 +185,7 @@ fn apply_child_limits(limits: &Limits) -> std::io::Result<()> {
     Ok(())
 }
 
-fn kill_group(pid: u32) {
+pub(crate) fn kill_group(pid: u32) {
     let Ok(pid) = i32::try_from(pid) else { return };
     // The child leads its own process group (process_group(0)), so its pid is the pgid.
     let _ = nix::sys::signal::killpg(

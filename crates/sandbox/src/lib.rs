@@ -1,7 +1,8 @@
 //! minifaas-sandbox: the one place that creates child processes.
 //!
-//! Every child (today: the compilers; later: language workers) is started through
-//! [`SandboxedCommand`], which gives it:
+//! Every child is started here: one-shot programs (compilers, installers, script-mode
+//! functions) through [`SandboxedCommand`], long-lived language workers through
+//! [`WorkerCommand`] (protocol on fds 3 and 4, stdout/stderr as the log). Each gets:
 //! - an empty environment but for what the caller lists explicitly (no host secrets
 //!   leak through the environment);
 //! - its own process group, killed whole on timeout, so a compiler's helpers
@@ -14,8 +15,10 @@
 //! says so, and the server logs it as a warning at start-up rather than pretend.
 
 mod command;
+mod worker;
 
 pub use command::{Limits, Outcome, SandboxedCommand};
+pub use worker::{REQUEST_FD, RESPONSE_FD, WorkerCommand, WorkerProcess};
 
 /// One isolation primitive and whether minifaas applies it.
 #[derive(Debug, Clone)]
@@ -41,17 +44,17 @@ pub fn isolation_report() -> Vec<Primitive> {
         Primitive {
             name: "namespaces (user, pid, mount, net, ipc, uts)",
             applied: false,
-            without_it: "compilers see the host filesystem and network as the server's user",
+            without_it: "compilers and functions see the host filesystem and network as the server's user",
         },
         Primitive {
             name: "cgroups (memory, cpu, pids)",
             applied: false,
-            without_it: "a compiler's memory is bounded only by the machine",
+            without_it: "memory is bounded only by the machine (wasm linear memory stays capped)",
         },
         Primitive {
             name: "seccomp + no_new_privs + Landlock",
             applied: false,
-            without_it: "compilers may make any system call the server's user may",
+            without_it: "compilers and workers may make any system call the server's user may",
         },
     ]
 }
@@ -71,4 +74,9 @@ pub fn probe_first_line(program: &std::path::Path, args: &[&str]) -> Option<Stri
         .lines()
         .next()
         .map(|l| l.trim().to_owned())
+}
+
+/// Kills a child's whole process group (every child started here leads its own).
+pub fn kill_process_group(pid: u32) {
+    command::kill_group(pid);
 }

@@ -114,7 +114,7 @@ impl Invoker for Scheduler {
         let executor = self
             .executors
             .iter()
-            .find(|e| e.kind() == artifact.kind)
+            .find(|e| e.kinds().contains(&artifact.kind))
             .ok_or_else(|| {
                 Error::platform(format!(
                     "no executor for {} artifacts",

@@ -20,6 +20,9 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// Wall-clock limit of one build.
     pub build_timeout: Duration,
+    /// Warm workers started per process function at deploy and start-up, unless its
+    /// config sets `min_instances`.
+    pub workers: usize,
 }
 
 impl Default for ServeConfig {
@@ -31,6 +34,7 @@ impl Default for ServeConfig {
             max_queue_wait: Duration::from_secs(10),
             max_body_bytes: 6 * 1024 * 1024,
             build_timeout: Duration::from_secs(120),
+            workers: 0,
         }
     }
 }

@@ -8,11 +8,13 @@
 
 mod config;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use minifaas_build::{BuildOptions, CompilerBuilder, Toolchain, Toolchains};
 use minifaas_core::{Executor, Invoker, Store, load_stored_version};
+use minifaas_executor_process::{Interpreters, ProcessExecutor, ProcessOptions};
 use minifaas_executor_wasm::{EngineOptions, WasmExecutor};
 use minifaas_gateway::{AppState, GatewayLimits};
 use minifaas_registry::SqliteStore;
@@ -56,7 +58,7 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         }
     }
     let builder = Arc::new(CompilerBuilder::new(
-        toolchains,
+        toolchains.clone(),
         &cache_dir,
         BuildOptions {
             time_limit: config.build_timeout,
@@ -64,11 +66,24 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         },
     )?);
 
+    let interpreters = Interpreters {
+        python: toolchains.python.program().map(Path::to_owned),
+        node: toolchains.node.program().map(Path::to_owned),
+        php: toolchains.php.program().map(Path::to_owned),
+    };
     let wasm = Arc::new(WasmExecutor::new(
         cache_dir.join("wasm"),
         EngineOptions::default(),
     )?);
-    let executors: Vec<Arc<dyn Executor>> = vec![wasm];
+    let process = Arc::new(ProcessExecutor::new(
+        &cache_dir,
+        interpreters,
+        ProcessOptions {
+            default_min_instances: config.workers,
+            ..ProcessOptions::default()
+        },
+    )?);
+    let executors: Vec<Arc<dyn Executor>> = vec![wasm, process];
     let scheduler = Arc::new(Scheduler::new(
         executors,
         config.max_concurrency,

@@ -1,0 +1,2 @@
+def handle(request):
+    return {"message": "Hello, World!", "data": request.get_json()}
