@@ -118,6 +118,9 @@ pub struct FunctionView {
     /// Unix seconds.
     pub created_at: i64,
     pub updated_at: i64,
+    /// Live instances of the serving version.
+    #[serde(default)]
+    pub instances: usize,
 }
 
 /// `GET /functions`.
@@ -153,4 +156,40 @@ pub struct Health {
     pub ok: bool,
     pub status: String,
     pub version: String,
+}
+
+/// One live instance, in `GET /instances`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceView {
+    pub id: u64,
+    pub function: String,
+    pub version: u32,
+    /// The worker process, for process instances.
+    pub pid: Option<u32>,
+    /// starting, idle, busy or draining.
+    pub state: String,
+    pub in_flight: usize,
+    /// CPU in cores (smoothed).
+    pub cpu: f64,
+    /// Resident memory as a fraction of the function's limit (smoothed).
+    pub memory: f64,
+    /// Read + written MiB/s (smoothed).
+    pub io: f64,
+    /// Unix milliseconds.
+    pub started_at: i64,
+    pub last_used_at: i64,
+}
+
+/// `GET /instances`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceList {
+    pub ok: bool,
+    pub instances: Vec<InstanceView>,
+}
+
+/// `DELETE /instances/:id`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceStopped {
+    pub ok: bool,
+    pub instance: InstanceView,
 }

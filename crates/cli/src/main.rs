@@ -54,6 +54,18 @@ enum Command {
         /// `min_instances`).
         #[arg(long, env = "MINIFAAS_WORKERS", default_value_t = 0)]
         workers: usize,
+        /// Default balancing strategy: round-robin, fifo, least-loaded, weighted.
+        #[arg(long, env = "MINIFAAS_STRATEGY", default_value = "round-robin")]
+        strategy: String,
+        /// Default per-function queue length (requests waiting when all capacity is busy).
+        #[arg(long, env = "MINIFAAS_MAX_QUEUE", default_value_t = 100)]
+        max_queue: usize,
+        /// Default seconds an idle instance is kept above min_instances.
+        #[arg(long, env = "MINIFAAS_IDLE_TTL", default_value_t = 600.0)]
+        idle_ttl: f64,
+        /// Seconds a request may wait for a slot (queue and cold start) before 503.
+        #[arg(long, env = "MINIFAAS_MAX_WAIT", default_value_t = 10.0)]
+        max_wait: f64,
     },
     /// Deploy a source file (language from the extension); updates it if it exists.
     Deploy {
@@ -126,7 +138,14 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             max_body,
             build_timeout,
             workers,
+            strategy,
+            max_queue,
+            idle_ttl,
+            max_wait,
         } => {
+            if !(0.0..=604_800.0).contains(&idle_ttl) || !(0.001..=3600.0).contains(&max_wait) {
+                anyhow::bail!("--idle-ttl must be 0..604800 s and --max-wait 0.001..3600 s");
+            }
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_env("MINIFAAS_LOG").unwrap_or_else(
@@ -142,7 +161,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 max_body_bytes: max_body,
                 build_timeout: Duration::from_secs(build_timeout),
                 workers,
-                ..minifaas_server::ServeConfig::default()
+                strategy,
+                max_queue,
+                idle_ttl: Duration::from_secs_f64(idle_ttl),
+                max_queue_wait: Duration::from_secs_f64(max_wait),
             };
             let shutdown = CancellationToken::new();
             minifaas_server::cancel_on_signals(shutdown.clone())?;

@@ -41,3 +41,42 @@ impl InvokeResponse {
             .map(|(_, v)| v.as_str())
     }
 }
+
+/// The life stage of an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceState {
+    Starting,
+    Idle,
+    Busy,
+    Draining,
+}
+
+impl InstanceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Starting => "starting",
+            InstanceState::Idle => "idle",
+            InstanceState::Busy => "busy",
+            InstanceState::Draining => "draining",
+        }
+    }
+}
+
+/// A live instance, as `/instances` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceInfo {
+    pub id: u64,
+    pub function: String,
+    pub version: u32,
+    pub pid: Option<u32>,
+    pub state: InstanceState,
+    pub in_flight: usize,
+    /// Latest smoothed samples: CPU in cores, memory as a fraction of the function's
+    /// limit, IO in MiB/s.
+    pub cpu: f64,
+    pub memory: f64,
+    pub io: f64,
+    /// Unix milliseconds.
+    pub started_at: i64,
+    pub last_used_at: i64,
+}

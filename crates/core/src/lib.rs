@@ -20,8 +20,8 @@ pub use function::{
     Artifact, ArtifactKind, CODE_MANIFEST_FILE, FunctionName, FunctionRecord, Lang, VersionRecord,
     sha256_hex,
 };
-pub use invocation::{InvokeRequest, InvokeResponse};
+pub use invocation::{InstanceInfo, InstanceState, InvokeRequest, InvokeResponse};
 pub use traits::{
-    Builder, Executor, Invoker, NewVersion, PreparedFunction, PreparedVersion, Store,
-    load_stored_version,
+    Builder, Executor, Instance, InstanceDefaults, Invoker, NewVersion, PreparedFunction,
+    PreparedVersion, SharedInstance, Store, load_stored_version,
 };

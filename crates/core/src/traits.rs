@@ -10,7 +10,7 @@ use bytes::Bytes;
 use crate::config::FunctionConfig;
 use crate::error::{Error, Result};
 use crate::function::{Artifact, ArtifactKind, FunctionName, FunctionRecord, Lang, VersionRecord};
-use crate::invocation::{InvokeRequest, InvokeResponse};
+use crate::invocation::{InstanceInfo, InvokeRequest, InvokeResponse};
 
 /// A new version to store: the upload and what the build made of it.
 #[derive(Debug, Clone)]
@@ -60,10 +60,56 @@ pub trait Builder: Send + Sync + 'static {
     async fn build(&self, lang: Lang, source: Bytes, config: &FunctionConfig) -> Result<Artifact>;
 }
 
-/// A function version loaded by an executor and ready to serve.
+/// What an executor suggests for its instances when the function's config is silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceDefaults {
+    /// Requests one instance takes at once.
+    pub concurrency: usize,
+    /// Instances one version may have.
+    pub max_instances: usize,
+}
+
+/// A function version loaded by an executor: it starts instances; the scheduler decides
+/// how many, and which one serves each request.
 #[async_trait]
 pub trait PreparedFunction: Send + Sync + 'static {
+    fn defaults(&self) -> InstanceDefaults;
+    /// Starts one instance (a cold start): a worker process, or for WASI a slot that
+    /// runs each request in a fresh wasm instance.
+    async fn start_instance(&self) -> Result<Arc<dyn Instance>>;
+}
+
+/// One running instance of a function version.
+#[async_trait]
+pub trait Instance: Send + Sync + 'static {
     async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse>;
+    /// Its process, if it has one (for `/instances` and resource sampling).
+    fn pid(&self) -> Option<u32> {
+        None
+    }
+    /// False once it died or was killed: it must not be given more requests.
+    fn is_usable(&self) -> bool {
+        true
+    }
+}
+
+/// A function whose instances hold no state of their own: every "instance" is the same
+/// shared object (WASI, which makes a fresh wasm instance per request anyway; script
+/// mode, a process per request; static pages).
+pub struct SharedInstance {
+    pub instance: Arc<dyn Instance>,
+    pub defaults: InstanceDefaults,
+}
+
+#[async_trait]
+impl PreparedFunction for SharedInstance {
+    fn defaults(&self) -> InstanceDefaults {
+        self.defaults
+    }
+
+    async fn start_instance(&self) -> Result<Arc<dyn Instance>> {
+        Ok(self.instance.clone())
+    }
 }
 
 /// Runs artifacts of one kind. `prepare` is called once per function version, at deploy
@@ -109,6 +155,12 @@ pub trait Invoker: Send + Sync + 'static {
     fn activate(&self, version: PreparedVersion);
     /// Stops serving a function; invocations in flight complete.
     fn remove(&self, name: &FunctionName);
+    /// Every live instance.
+    fn instances(&self) -> Vec<InstanceInfo>;
+    /// How many instances the function's serving version has.
+    fn live_instances(&self, name: &FunctionName) -> usize;
+    /// Drains and stops one instance. `NotFound` if there is no such instance.
+    fn stop_instance(&self, id: u64) -> Result<InstanceInfo>;
 }
 
 /// Loads a stored version and makes it serve: the one path shared by deploy and start-up.

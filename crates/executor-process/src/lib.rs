@@ -5,16 +5,15 @@
 //!   dir at start-up; each loads the user's handler once and serves frames in a loop;
 //! - `protocol.rs`: the frames over the worker's private pipe pair (fds 3 and 4);
 //! - `worker.rs`: one worker, its reaper task and its log forwarding;
-//! - `pool.rs`: the workers of one version (mechanics only; counts come from config);
 //! - `script.rs`: script mode (a process per invocation) and static pages.
 //!
 //! Every process is started through `minifaas-sandbox`. Invariants: a worker serves one
 //! request at a time; a worker past its deadline is killed and its request answered 504;
 //! a worker that dies is reaped and its request answered 502, and the next request gets
-//! a fresh one; no worker outlives its pool, and no child outlives the server
+//! a fresh one; a worker is stopped when the scheduler drops it, and no child outlives
+//! the server
 //! (kill-on-drop, parent-death signal).
 
-mod pool;
 mod protocol;
 mod script;
 mod worker;
@@ -27,14 +26,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use minifaas_core::{
     Artifact, ArtifactKind, CODE_MANIFEST_FILE, Error, Executor, FunctionConfig, FunctionName,
-    InvokeRequest, InvokeResponse, PreparedFunction, Result,
+    Instance, InstanceDefaults, PreparedFunction, Result, SharedInstance,
 };
 use minifaas_sandbox::{Limits, WorkerCommand};
 use serde::Deserialize;
 
-use crate::pool::Pool;
 use crate::script::{PreparedScript, StaticPage};
-use crate::worker::WorkerSpec;
+use crate::worker::{Worker, WorkerSpec};
 
 const PYTHON_SHIM: &str = include_str!("shims/python.py");
 const NODE_SHIM: &str = include_str!("shims/node.js");
@@ -48,12 +46,10 @@ pub struct Interpreters {
     pub php: Option<PathBuf>,
 }
 
-/// Defaults for pools, overridable per function.
+/// Settings of worker processes.
 #[derive(Debug, Clone)]
 pub struct ProcessOptions {
-    /// Workers started at deploy and at start-up (`min_instances`; `serve --workers`).
-    pub default_min_instances: usize,
-    /// Most workers one version may have (`max_instances`).
+    /// Most workers one version may have unless its config says (`max_instances`).
     pub default_max_instances: usize,
     /// How long a worker may take to load its handler.
     pub startup_timeout: Duration,
@@ -64,7 +60,6 @@ pub struct ProcessOptions {
 impl Default for ProcessOptions {
     fn default() -> Self {
         Self {
-            default_min_instances: 0,
             default_max_instances: 4,
             startup_timeout: Duration::from_secs(15),
             max_response_bytes: 6 * 1024 * 1024,
@@ -196,32 +191,30 @@ impl ProcessExecutor {
     }
 }
 
-/// Reads a non-negative integer config key.
-fn config_count(config: &FunctionConfig, key: &str, default: usize) -> Result<usize> {
-    match config.extra.get(key) {
-        None => Ok(default),
-        Some(value) => value
-            .as_u64()
-            .filter(|n| *n <= 1024)
-            .map(|n| n as usize)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "invalid_config",
-                    format!("{key} must be a whole number from 0 to 1024, got {value}"),
-                )
-            }),
-    }
-}
-
-/// A warm-worker function: its pool.
+/// A warm-worker function: starts workers on demand. The worker started at prepare
+/// (which proved the handler loads) is handed out by the first `start_instance`.
 struct PreparedHandler {
-    pool: Pool,
+    spec: Arc<WorkerSpec>,
+    spare: std::sync::Mutex<Option<Arc<Worker>>>,
+    defaults: InstanceDefaults,
 }
 
 #[async_trait]
 impl PreparedFunction for PreparedHandler {
-    async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse> {
-        self.pool.invoke(&request).await
+    fn defaults(&self) -> InstanceDefaults {
+        self.defaults
+    }
+
+    async fn start_instance(&self) -> Result<Arc<dyn Instance>> {
+        let spare = self
+            .spare
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        match spare {
+            Some(worker) if worker.is_usable() => Ok(worker),
+            _ => Ok(Worker::start(&self.spec).await?),
+        }
     }
 }
 
@@ -243,23 +236,17 @@ impl Executor for ProcessExecutor {
         artifact: &Artifact,
     ) -> Result<Arc<dyn PreparedFunction>> {
         if artifact.kind == ArtifactKind::StaticHtml {
-            return Ok(Arc::new(StaticPage {
-                body: artifact.bytes.clone(),
+            return Ok(Arc::new(SharedInstance {
+                instance: Arc::new(StaticPage {
+                    body: artifact.bytes.clone(),
+                }),
+                defaults: InstanceDefaults {
+                    concurrency: 1024,
+                    max_instances: 1,
+                },
             }));
         }
         let interpreter = self.interpreter(artifact.kind)?.to_owned();
-        let min_instances =
-            config_count(config, "min_instances", self.options.default_min_instances)?;
-        let max_instances =
-            config_count(config, "max_instances", self.options.default_max_instances)?.max(1);
-        if min_instances > max_instances {
-            return Err(Error::invalid(
-                "invalid_config",
-                format!(
-                    "min_instances ({min_instances}) is more than max_instances ({max_instances})"
-                ),
-            ));
-        }
         let code_dir = self.unpack(artifact).await?;
         let manifest: Manifest = std::fs::read(code_dir.join(CODE_MANIFEST_FILE))
             .ok()
@@ -282,7 +269,7 @@ impl Executor for ProcessExecutor {
                 _ => vec![format!("--max-old-space-size={memory_mb}")],
             };
             args.push(manifest.entry.clone());
-            return Ok(Arc::new(PreparedScript {
+            let script = PreparedScript {
                 function: name.to_string(),
                 program: interpreter,
                 args,
@@ -290,6 +277,14 @@ impl Executor for ProcessExecutor {
                 env,
                 timeout: config.timeout,
                 max_output_bytes: self.options.max_response_bytes,
+            };
+            // A process per request: the "instance" only bounds how many run at once.
+            return Ok(Arc::new(SharedInstance {
+                instance: Arc::new(script),
+                defaults: InstanceDefaults {
+                    concurrency: 4,
+                    max_instances: self.options.default_max_instances,
+                },
             }));
         }
 
@@ -329,25 +324,29 @@ impl Executor for ProcessExecutor {
                 ..Limits::default()
             },
         };
-        let pool = Pool::new(
-            WorkerSpec {
-                function: name.to_string(),
-                command,
-                startup_timeout: self.options.startup_timeout,
-                timeout: config.timeout,
-                max_response_bytes: self.options.max_response_bytes,
-            },
-            max_instances,
-        );
-        // Start at least one worker now: it proves the handler loads (a failure is a
-        // deploy error, not a surprise at the first call), and the first call is warm.
-        pool.prewarm(min_instances.max(1)).await.map_err(|err| {
+        let spec = Arc::new(WorkerSpec {
+            function: name.to_string(),
+            command,
+            startup_timeout: self.options.startup_timeout,
+            timeout: config.timeout,
+            max_response_bytes: self.options.max_response_bytes,
+        });
+        // Start one worker now: it proves the handler loads (a failure is a deploy
+        // error, not a surprise at the first call), and becomes the first instance.
+        let first = Worker::start(&spec).await.map_err(|err| {
             if err.code == "function_load_failed" {
                 Error::build_failed(err.message)
             } else {
                 err
             }
         })?;
-        Ok(Arc::new(PreparedHandler { pool }))
+        Ok(Arc::new(PreparedHandler {
+            spec,
+            spare: std::sync::Mutex::new(Some(first)),
+            defaults: InstanceDefaults {
+                concurrency: 1,
+                max_instances: self.options.default_max_instances,
+            },
+        }))
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use minifaas_core::cgi::{cgi_environment, parse_cgi_output};
-use minifaas_core::{Error, InvokeRequest, InvokeResponse, PreparedFunction, Result};
+use minifaas_core::{Error, Instance, InvokeRequest, InvokeResponse, Result};
 use minifaas_sandbox::{Limits, SandboxedCommand};
 
 pub(crate) struct PreparedScript {
@@ -20,7 +20,7 @@ pub(crate) struct PreparedScript {
 }
 
 #[async_trait]
-impl PreparedFunction for PreparedScript {
+impl Instance for PreparedScript {
     async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse> {
         let mut command = SandboxedCommand::new(&self.program, &self.cwd)
             .args(self.args.iter())
@@ -93,7 +93,7 @@ pub(crate) struct StaticPage {
 }
 
 #[async_trait]
-impl PreparedFunction for StaticPage {
+impl Instance for StaticPage {
     async fn invoke(&self, _request: InvokeRequest) -> Result<InvokeResponse> {
         Ok(InvokeResponse {
             status: 200,

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use minifaas_core::{Error, InvokeRequest, InvokeResponse, Result};
+use async_trait::async_trait;
+use minifaas_core::{Error, Instance, InvokeRequest, InvokeResponse, Result};
 use minifaas_sandbox::{WorkerCommand, WorkerProcess};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::unix::pipe;
@@ -28,6 +29,7 @@ struct Pipes {
 
 pub(crate) struct Worker {
     pub pid: Option<u32>,
+    spec: Arc<WorkerSpec>,
     function: String,
     pipes: tokio::sync::Mutex<Pipes>,
     /// Set once the process exited or was found broken: never used again.
@@ -38,7 +40,7 @@ pub(crate) struct Worker {
 
 impl Worker {
     /// Starts a worker and waits until its handler is loaded.
-    pub(crate) async fn start(spec: &WorkerSpec) -> Result<Arc<Worker>> {
+    pub(crate) async fn start(spec: &Arc<WorkerSpec>) -> Result<Arc<Worker>> {
         let started = Instant::now();
         let process = spec.command.spawn().map_err(|e| {
             Error::platform_ctx(&format!("starting a worker for '{}'", spec.function), e)
@@ -128,6 +130,7 @@ impl Worker {
         );
         Ok(Arc::new(Worker {
             pid,
+            spec: spec.clone(),
             function: spec.function.clone(),
             pipes: tokio::sync::Mutex::new(Pipes {
                 requests,
@@ -139,24 +142,29 @@ impl Worker {
         }))
     }
 
-    pub(crate) fn is_usable(&self) -> bool {
-        !self.broken.load(Ordering::Acquire)
-    }
-
     fn kill(&self) {
         self.broken.store(true, Ordering::Release);
         if let Some(pid) = self.pid {
             minifaas_sandbox::kill_process_group(pid);
         }
     }
+}
+
+#[async_trait]
+impl Instance for Worker {
+    fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    fn is_usable(&self) -> bool {
+        !self.broken.load(Ordering::Acquire)
+    }
 
     /// Runs one request. A worker that times out is killed (504); one that dies or
     /// breaks the protocol is discarded (502); a handler exception leaves it usable.
-    pub(crate) async fn call(
-        &self,
-        request: &InvokeRequest,
-        spec: &WorkerSpec,
-    ) -> Result<InvokeResponse> {
+    async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse> {
+        let spec = &self.spec;
+        let request = &request;
         let mut pipes = self.pipes.lock().await;
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let deadline_ms = SystemTime::now()

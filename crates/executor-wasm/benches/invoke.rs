@@ -40,6 +40,7 @@ fn bench(c: &mut Criterion) {
     let prepared = runtime
         .block_on(executor.prepare(&name, &config, &artifact))
         .unwrap();
+    let instance = runtime.block_on(prepared.start_instance()).unwrap();
     let request = InvokeRequest {
         method: "POST".into(),
         path: "/".into(),
@@ -48,7 +49,7 @@ fn bench(c: &mut Criterion) {
 
     c.bench_function("wasm/instantiate+run hello", |b| {
         b.iter(|| {
-            let response = runtime.block_on(prepared.invoke(request.clone())).unwrap();
+            let response = runtime.block_on(instance.invoke(request.clone())).unwrap();
             assert_eq!(&response.body[..], b"Hello from FAAS!\n");
         })
     });

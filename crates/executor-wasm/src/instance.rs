@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use minifaas_core::cgi::{cgi_environment, parse_cgi_output};
 use minifaas_core::{
-    Error, FunctionConfig, FunctionName, InvokeRequest, InvokeResponse, PreparedFunction, Result,
+    Error, FunctionConfig, FunctionName, Instance, InvokeRequest, InvokeResponse, Result,
 };
 use wasmtime::{
     Engine, ExternType, InstancePre, Linker, Module, Store, StoreLimits, StoreLimitsBuilder, Trap,
@@ -20,7 +20,7 @@ use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use crate::engine::EngineOptions;
 
 /// What a store holds for one run.
-pub(crate) struct InstanceState {
+pub(crate) struct StoreState {
     pub(crate) wasi: WasiP1Ctx,
     limits: StoreLimits,
     deadline: Instant,
@@ -29,7 +29,7 @@ pub(crate) struct InstanceState {
 /// A version linked against WASI and pre-instantiated, ready for many runs.
 pub(crate) struct PreparedModule {
     engine: Engine,
-    pre: InstancePre<InstanceState>,
+    pre: InstancePre<StoreState>,
     name: String,
     timeout: Duration,
     memory_bytes: usize,
@@ -41,7 +41,7 @@ pub(crate) struct PreparedModule {
 impl PreparedModule {
     pub(crate) fn new(
         engine: &Engine,
-        linker: &Linker<InstanceState>,
+        linker: &Linker<StoreState>,
         module: &Module,
         name: &FunctionName,
         config: &FunctionConfig,
@@ -97,7 +97,7 @@ impl PreparedModule {
         request: &InvokeRequest,
         stdout: &MemoryOutputPipe,
         stderr: &MemoryOutputPipe,
-    ) -> Store<InstanceState> {
+    ) -> Store<StoreState> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdin(MemoryInputPipe::new(request.body.clone()))
             .stdout(stdout.clone())
@@ -111,7 +111,7 @@ impl PreparedModule {
             .build();
         let mut store = Store::new(
             &self.engine,
-            InstanceState {
+            StoreState {
                 wasi: wasi.build_p1(),
                 limits,
                 deadline: Instant::now() + self.timeout,
@@ -132,7 +132,7 @@ impl PreparedModule {
 }
 
 #[async_trait]
-impl PreparedFunction for PreparedModule {
+impl Instance for PreparedModule {
     async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse> {
         let stdout = MemoryOutputPipe::new(self.max_output_bytes);
         let stderr = MemoryOutputPipe::new(self.max_log_bytes);

@@ -22,12 +22,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use minifaas_core::{
-    Artifact, ArtifactKind, Error, Executor, FunctionConfig, FunctionName, PreparedFunction, Result,
+    Artifact, ArtifactKind, Error, Executor, FunctionConfig, FunctionName, InstanceDefaults,
+    PreparedFunction, Result, SharedInstance,
 };
 use wasmtime::{Engine, Linker};
 
 use crate::engine::EpochTicker;
-use crate::instance::{InstanceState, PreparedModule};
+use crate::instance::{PreparedModule, StoreState};
 use crate::module_cache::ModuleCache;
 
 pub use crate::engine::EngineOptions;
@@ -35,7 +36,7 @@ pub use crate::engine::EngineOptions;
 /// The WASI executor: one engine, one linker, the module cache.
 pub struct WasmExecutor {
     engine: Engine,
-    linker: Arc<Linker<InstanceState>>,
+    linker: Arc<Linker<StoreState>>,
     cache: ModuleCache,
     options: EngineOptions,
     _ticker: EpochTicker,
@@ -48,7 +49,7 @@ impl WasmExecutor {
         let engine = engine::build_engine(&options)
             .map_err(|e| Error::platform_ctx("creating the wasmtime engine", e))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut InstanceState| {
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut StoreState| {
             &mut state.wasi
         })
         .map_err(|e| Error::platform_ctx("linking WASI preview 1", e))?;
@@ -96,6 +97,14 @@ impl Executor for WasmExecutor {
             config,
             &self.options,
         )?;
-        Ok(Arc::new(prepared))
+        // Every request gets a fresh wasm instance from the InstancePre, so one shared
+        // object serves as all of the scheduler's "instances" of this version.
+        Ok(Arc::new(SharedInstance {
+            instance: Arc::new(prepared),
+            defaults: InstanceDefaults {
+                concurrency: 64,
+                max_instances: 16,
+            },
+        }))
     }
 }

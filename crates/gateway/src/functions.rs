@@ -22,7 +22,11 @@ use crate::error::ApiError;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-pub(crate) fn view(function: &FunctionRecord, version: &VersionRecord) -> FunctionView {
+pub(crate) fn view(
+    state: &AppState,
+    function: &FunctionRecord,
+    version: &VersionRecord,
+) -> FunctionView {
     FunctionView {
         ok: true,
         id: function.id.clone(),
@@ -36,6 +40,7 @@ pub(crate) fn view(function: &FunctionRecord, version: &VersionRecord) -> Functi
         artifact_sha256: version.artifact_sha256.clone(),
         created_at: function.created_at,
         updated_at: function.updated_at,
+        instances: state.invoker.live_instances(&function.name),
     }
 }
 
@@ -51,7 +56,7 @@ pub(crate) async fn list(State(state): State<AppState>) -> ApiResult<Json<Functi
     let functions = state.store.list_functions().await?;
     Ok(Json(FunctionList {
         ok: true,
-        functions: functions.iter().map(|(f, v)| view(f, v)).collect(),
+        functions: functions.iter().map(|(f, v)| view(&state, f, v)).collect(),
     }))
 }
 
@@ -77,7 +82,7 @@ pub(crate) async fn create(
         &config,
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(view(&function, &version))))
+    Ok((StatusCode::CREATED, Json(view(&state, &function, &version))))
 }
 
 async fn find(state: &AppState, raw_name: &str) -> ApiResult<(FunctionRecord, VersionRecord)> {
@@ -95,7 +100,7 @@ pub(crate) async fn get(
     Path(name): Path<String>,
 ) -> ApiResult<Json<FunctionView>> {
     let (function, version) = find(&state, &name).await?;
-    Ok(Json(view(&function, &version)))
+    Ok(Json(view(&state, &function, &version)))
 }
 
 pub(crate) async fn code(
@@ -139,7 +144,7 @@ pub(crate) async fn update(
     let config = request.config.unwrap_or(Value::Null);
     let (function, version) =
         deploy::update(&state, &name, request.lang.as_deref(), source, &config).await?;
-    Ok(Json(view(&function, &version)))
+    Ok(Json(view(&state, &function, &version)))
 }
 
 pub(crate) async fn delete(

@@ -8,12 +8,14 @@
 //! - `body.rs`: reading bodies under the size limit (413 before buffering past it);
 //! - `deploy.rs`: the deploy pipeline (validate → build → prepare → commit → activate);
 //! - `functions.rs`: the main API (`/functions`, `/invoke/:name`, `/health`);
+//! - `instances.rs`: `/instances` (list, drain one);
 //! - `seed.rs`: the seed API (`/deploy`, `/invoke?fn=`, `/function/:name`).
 
 mod body;
 mod deploy;
 mod error;
 mod functions;
+mod instances;
 mod seed;
 
 use std::sync::Arc;
@@ -68,6 +70,8 @@ pub fn router(state: AppState) -> Router {
                 .delete(functions::delete),
         )
         .route("/functions/{name}/code", get(functions::code))
+        .route("/instances", get(instances::list))
+        .route("/instances/{id}", axum::routing::delete(instances::stop))
         .route("/invoke/{name}", any(functions::invoke))
         .route("/invoke/{name}/{*rest}", any(functions::invoke))
         .fallback(error::no_route)

@@ -1,78 +1,114 @@
-//! The route table and the [`Invoker`] on top of it.
+//! The route table (function name → the pool of its serving version) and the
+//! [`Invoker`] on top of it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use minifaas_core::{
-    Artifact, Error, Executor, FunctionConfig, FunctionName, InvokeRequest, InvokeResponse,
-    Invoker, PreparedFunction, PreparedVersion, Result,
+    Artifact, Error, Executor, FunctionConfig, FunctionName, InstanceDefaults, InstanceInfo,
+    InvokeRequest, InvokeResponse, Invoker, PreparedFunction, PreparedVersion, Result,
 };
 use tokio::sync::Semaphore;
 
-/// Name → serving version, and seed id → name.
+use crate::pool::{Admitted, Pool};
+use crate::settings::{PoolSettings, SchedulerOptions};
+
+/// Name → serving pool, and seed id → name.
 #[derive(Default)]
 struct RouteTable {
-    by_name: HashMap<FunctionName, Arc<PreparedVersion>>,
+    by_name: HashMap<FunctionName, (String, Arc<Pool>)>,
     by_id: HashMap<String, FunctionName>,
 }
 
-/// Routes invocations to the current version of each function.
+/// Routes invocations to the pool of each function's current version.
 pub struct Scheduler {
     executors: Vec<Arc<dyn Executor>>,
     routes: RwLock<RouteTable>,
-    /// Server-wide cap on invocations running at once.
+    /// Server-wide cap on invocations running at once (`max_concurrency`).
     admission: Arc<Semaphore>,
-    /// How long a request may wait for a slot before 503.
-    max_wait: Duration,
+    pub(crate) options: SchedulerOptions,
 }
 
 impl Scheduler {
-    pub fn new(
-        executors: Vec<Arc<dyn Executor>>,
-        max_concurrency: usize,
-        max_wait: Duration,
-    ) -> Self {
+    pub fn new(executors: Vec<Arc<dyn Executor>>, options: SchedulerOptions) -> Self {
         Self {
             executors,
             routes: RwLock::new(RouteTable::default()),
-            admission: Arc::new(Semaphore::new(max_concurrency.max(1))),
-            max_wait,
+            admission: Arc::new(Semaphore::new(options.max_concurrency.max(1))),
+            options,
         }
     }
 
-    fn route(&self, name: &FunctionName) -> Option<Arc<PreparedVersion>> {
+    fn table(&self) -> std::sync::RwLockReadGuard<'_, RouteTable> {
         self.routes
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn pool(&self, name: &FunctionName) -> Option<Arc<Pool>> {
+        self.table().by_name.get(name).map(|(_, pool)| pool.clone())
+    }
+
+    /// Every serving pool (for the autoscaler).
+    pub(crate) fn pools(&self) -> Vec<Arc<Pool>> {
+        self.table()
             .by_name
-            .get(name)
-            .cloned()
+            .values()
+            .map(|(_, pool)| pool.clone())
+            .collect()
     }
 
     /// The version serving `name`, if any.
     pub fn serving_version(&self, name: &FunctionName) -> Option<u32> {
-        self.route(name).map(|r| r.version)
+        self.pool(name).map(|p| p.version)
     }
 
-    /// How many functions are serving.
-    pub fn function_count(&self) -> usize {
-        self.routes
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .by_name
-            .len()
+    /// Runs one invocation and says how long it waited and whether it was a cold start.
+    pub async fn invoke_measured(
+        &self,
+        name: &FunctionName,
+        request: InvokeRequest,
+    ) -> Result<Admitted> {
+        let pool = self.pool(name).ok_or_else(Error::function_not_found)?;
+        let permit = match tokio::time::timeout(
+            self.options.max_wait,
+            self.admission.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => {
+                return Err(Error::unavailable(
+                    "shutting_down",
+                    "the server is shutting down",
+                ));
+            }
+            Err(_) => {
+                return Err(Error::unavailable(
+                    "no_capacity",
+                    "every execution slot of the server stayed busy; retry shortly",
+                ));
+            }
+        };
+        let admitted = pool.invoke(request, self.options.max_wait).await;
+        drop(permit);
+        admitted
+    }
+
+    fn settings_for(
+        &self,
+        config: &FunctionConfig,
+        defaults: InstanceDefaults,
+    ) -> Result<PoolSettings> {
+        PoolSettings::from_config(config, defaults, &self.options)
     }
 }
 
 #[async_trait]
 impl Invoker for Scheduler {
     fn resolve(&self, name_or_id: &str) -> Option<FunctionName> {
-        let table = self
-            .routes
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let table = self.table();
         if let Ok(name) = FunctionName::parse(name_or_id)
             && table.by_name.contains_key(&name)
         {
@@ -82,27 +118,7 @@ impl Invoker for Scheduler {
     }
 
     async fn invoke(&self, name: &FunctionName, request: InvokeRequest) -> Result<InvokeResponse> {
-        let route = self.route(name).ok_or_else(Error::function_not_found)?;
-        let permit =
-            match tokio::time::timeout(self.max_wait, self.admission.clone().acquire_owned()).await
-            {
-                Ok(Ok(permit)) => permit,
-                Ok(Err(_)) => {
-                    return Err(Error::unavailable(
-                        "shutting_down",
-                        "the server is shutting down",
-                    ));
-                }
-                Err(_) => {
-                    return Err(Error::unavailable(
-                        "no_capacity",
-                        "every execution slot stayed busy; retry shortly",
-                    ));
-                }
-            };
-        let response = route.function.invoke(request).await;
-        drop(permit);
-        response
+        self.invoke_measured(name, request).await?.response
     }
 
     async fn prepare(
@@ -111,6 +127,14 @@ impl Invoker for Scheduler {
         config: &FunctionConfig,
         artifact: &Artifact,
     ) -> Result<Arc<dyn PreparedFunction>> {
+        // Check the scheduling keys before paying for the executor's prepare.
+        self.settings_for(
+            config,
+            InstanceDefaults {
+                concurrency: 1,
+                max_instances: 1024,
+            },
+        )?;
         let executor = self
             .executors
             .iter()
@@ -121,27 +145,52 @@ impl Invoker for Scheduler {
                     artifact.kind.as_str()
                 ))
             })?;
-        executor.prepare(name, config, artifact).await
+        let function = executor.prepare(name, config, artifact).await?;
+        self.settings_for(config, function.defaults())?;
+        Ok(function)
     }
 
     fn activate(&self, version: PreparedVersion) {
         let name = version.name.clone();
         let number = version.version;
-        let mut table = self
-            .routes
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Two updates racing may finish out of order: never replace a newer version.
-        if let Some(serving) = table.by_name.get(&name)
-            && serving.version > number
+        let settings = match self.settings_for(&version.config, version.function.defaults()) {
+            Ok(settings) => settings,
+            Err(err) => {
+                tracing::error!(function = %name, %err, "not activating: bad scheduling settings");
+                return;
+            }
+        };
+        let pool = Arc::new(Pool::new(
+            name.clone(),
+            number,
+            version.function.clone(),
+            settings,
+            self.options.weights,
+        ));
         {
-            tracing::info!(function = %name, version = number, serving = serving.version, "not activating an older version");
-            return;
+            let mut table = self
+                .routes
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Two updates racing may finish out of order: never replace a newer version.
+            if let Some((_, serving)) = table.by_name.get(&name)
+                && serving.version > number
+            {
+                tracing::info!(function = %name, version = number, serving = serving.version, "not activating an older version");
+                return;
+            }
+            table.by_id.insert(version.id.clone(), name.clone());
+            let previous = table
+                .by_name
+                .insert(name.clone(), (version.id.clone(), pool.clone()));
+            tracing::info!(function = %name, version = number, replaced = ?previous.map(|(_, p)| p.version), "version serving");
         }
-        table.by_id.insert(version.id.clone(), name.clone());
-        let previous = table.by_name.insert(name.clone(), Arc::new(version));
-        drop(table);
-        tracing::info!(function = %name, version = number, replaced = ?previous.map(|p| p.version), "version serving");
+        // Pre-warm: `min_instances`, and at least the one instance prepare started.
+        let warm = pool.settings.min_instances.max(1);
+        pool.reserve(warm);
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(pool.warm(warm));
+        }
     }
 
     fn remove(&self, name: &FunctionName) {
@@ -150,104 +199,35 @@ impl Invoker for Scheduler {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let removed = table.by_name.remove(name);
-        if let Some(removed) = &removed {
-            table.by_id.remove(&removed.id);
+        if let Some((id, _)) = &removed {
+            table.by_id.remove(id);
         }
         drop(table);
         if removed.is_some() {
             tracing::info!(function = %name, "function removed");
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-
-    /// A function that echoes its body after a pause: a real `PreparedFunction`, used to
-    /// test the scheduler's own behaviour (routing, draining) apart from any executor.
-    struct Echo {
-        pause: Duration,
-        tag: &'static str,
+    fn instances(&self) -> Vec<InstanceInfo> {
+        let mut pools = self.pools();
+        pools.sort_by(|a, b| a.name.cmp(&b.name));
+        pools.iter().flat_map(|p| p.instances()).collect()
     }
 
-    #[async_trait]
-    impl PreparedFunction for Echo {
-        async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse> {
-            tokio::time::sleep(self.pause).await;
-            let mut body = self.tag.as_bytes().to_vec();
-            body.extend_from_slice(&request.body);
-            Ok(InvokeResponse::ok(body))
-        }
-    }
-
-    fn version(name: &FunctionName, n: u32, pause_ms: u64, tag: &'static str) -> PreparedVersion {
-        PreparedVersion {
-            name: name.clone(),
-            id: format!("{name}_1"),
-            version: n,
-            config: FunctionConfig::default(),
-            function: Arc::new(Echo {
-                pause: Duration::from_millis(pause_ms),
-                tag,
-            }),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_request_in_flight_finishes_on_the_version_it_started_on() {
-        let scheduler = Arc::new(Scheduler::new(vec![], 8, Duration::from_secs(1)));
-        let name = FunctionName::parse("f").unwrap();
-        scheduler.activate(version(&name, 1, 200, "v1:"));
-        let in_flight = {
-            let scheduler = scheduler.clone();
-            let name = name.clone();
-            tokio::spawn(async move {
-                let request = InvokeRequest {
-                    body: Bytes::from_static(b"x"),
-                    ..Default::default()
-                };
-                scheduler.invoke(&name, request).await
+    fn stop_instance(&self, id: u64) -> Result<InstanceInfo> {
+        self.pools()
+            .iter()
+            .find_map(|pool| pool.drain(id))
+            .ok_or_else(|| {
+                Error::new(
+                    minifaas_core::ErrorKind::NotFound,
+                    "instance_not_found",
+                    format!("no instance {id}"),
+                )
             })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        scheduler.activate(version(&name, 2, 0, "v2:"));
-        let next = scheduler
-            .invoke(&name, InvokeRequest::default())
-            .await
-            .unwrap();
-        assert_eq!(&next.body[..], b"v2:");
-        let old = in_flight.await.unwrap().unwrap();
-        assert_eq!(&old.body[..], b"v1:x");
-        assert_eq!(scheduler.resolve("f_1"), Some(name.clone()));
-        scheduler.activate(version(&name, 1, 0, "stale:"));
-        assert_eq!(scheduler.serving_version(&name), Some(2));
-        scheduler.remove(&name);
-        assert_eq!(scheduler.resolve("f_1"), None);
-        let err = scheduler
-            .invoke(&name, InvokeRequest::default())
-            .await
-            .unwrap_err();
-        assert_eq!(err.code, "function_not_found");
     }
 
-    #[tokio::test]
-    async fn a_full_server_answers_unavailable_after_the_wait_limit() {
-        let scheduler = Arc::new(Scheduler::new(vec![], 1, Duration::from_millis(50)));
-        let name = FunctionName::parse("slow").unwrap();
-        scheduler.activate(version(&name, 1, 300, ""));
-        let busy = {
-            let scheduler = scheduler.clone();
-            let name = name.clone();
-            tokio::spawn(async move { scheduler.invoke(&name, InvokeRequest::default()).await })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let err = scheduler
-            .invoke(&name, InvokeRequest::default())
-            .await
-            .unwrap_err();
-        assert_eq!(err.code, "no_capacity");
-        assert!(busy.await.unwrap().is_ok());
+    fn live_instances(&self, name: &FunctionName) -> usize {
+        self.pool(name).map(|p| p.live_count()).unwrap_or(0)
     }
 }

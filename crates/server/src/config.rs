@@ -23,6 +23,12 @@ pub struct ServeConfig {
     /// Warm workers started per process function at deploy and start-up, unless its
     /// config sets `min_instances`.
     pub workers: usize,
+    /// Default balancing strategy: round-robin, fifo, least-loaded, weighted.
+    pub strategy: String,
+    /// Default per-function queue length.
+    pub max_queue: usize,
+    /// Default time an idle instance is kept above `min_instances`.
+    pub idle_ttl: Duration,
 }
 
 impl Default for ServeConfig {
@@ -35,13 +41,27 @@ impl Default for ServeConfig {
             max_body_bytes: 6 * 1024 * 1024,
             build_timeout: Duration::from_secs(120),
             workers: 0,
+            strategy: "round-robin".into(),
+            max_queue: 100,
+            idle_ttl: Duration::from_secs(600),
         }
     }
 }
 
 impl ServeConfig {
+    /// The default strategy, parsed.
+    pub fn strategy(&self) -> anyhow::Result<minifaas_scheduler::Strategy> {
+        minifaas_scheduler::Strategy::parse(&self.strategy).with_context(|| {
+            format!(
+                "strategy '{}' is not one of round-robin, fifo, least-loaded, weighted",
+                self.strategy
+            )
+        })
+    }
+
     /// Checks every setting; returns the address to bind.
     pub fn validate(&self) -> anyhow::Result<SocketAddr> {
+        self.strategy()?;
         let listen: SocketAddr = self.listen.parse().with_context(|| {
             format!(
                 "--listen '{}' is not an address like 127.0.0.1:8080",

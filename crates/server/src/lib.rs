@@ -18,7 +18,7 @@ use minifaas_executor_process::{Interpreters, ProcessExecutor, ProcessOptions};
 use minifaas_executor_wasm::{EngineOptions, WasmExecutor};
 use minifaas_gateway::{AppState, GatewayLimits};
 use minifaas_registry::SqliteStore;
-use minifaas_scheduler::Scheduler;
+use minifaas_scheduler::{Scheduler, SchedulerOptions, run_autoscaler};
 use tokio_util::sync::CancellationToken;
 
 pub use config::ServeConfig;
@@ -78,17 +78,22 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
     let process = Arc::new(ProcessExecutor::new(
         &cache_dir,
         interpreters,
-        ProcessOptions {
-            default_min_instances: config.workers,
-            ..ProcessOptions::default()
-        },
+        ProcessOptions::default(),
     )?);
     let executors: Vec<Arc<dyn Executor>> = vec![wasm, process];
     let scheduler = Arc::new(Scheduler::new(
         executors,
-        config.max_concurrency,
-        config.max_queue_wait,
+        SchedulerOptions {
+            max_concurrency: config.max_concurrency,
+            max_wait: config.max_queue_wait,
+            min_instances: config.workers,
+            strategy: config.strategy()?,
+            max_queue: config.max_queue,
+            idle_ttl: config.idle_ttl,
+            ..SchedulerOptions::default()
+        },
     ));
+    let autoscaler = tokio::spawn(run_autoscaler(scheduler.clone(), shutdown.clone()));
     let invoker: Arc<dyn Invoker> = scheduler.clone();
 
     load_all(store.as_ref(), invoker.as_ref()).await?;
@@ -115,9 +120,11 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         stdout.flush()?;
     }
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
         .context("serving HTTP")?;
+    shutdown.cancel();
+    let _ = autoscaler.await;
     tracing::info!("minifaas stopped");
     Ok(())
 }

@@ -1,0 +1,127 @@
+//! Per language (Python, JavaScript, PHP): the cold start of a new function (prepare,
+//! which starts its first worker, plus the first call), the warm round trip of a no-op
+//! handler (p50/p99 over sequential calls), and the resident memory of one idle worker.
+//!
+//! `cargo bench -p minifaas-executor-process`
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use minifaas_build::{BuildOptions, CompilerBuilder, Toolchains};
+use minifaas_core::{Builder, Executor, FunctionConfig, FunctionName, InvokeRequest, Lang};
+use minifaas_executor_process::{Interpreters, ProcessExecutor, ProcessOptions};
+
+const NOOP: [(Lang, &str); 3] = [
+    (Lang::Python, "def handle(request):\n    return 'ok'\n"),
+    (
+        Lang::JavaScript,
+        "module.exports = async (request) => 'ok';\n",
+    ),
+    (
+        Lang::Php,
+        "<?php function handle($request) { return 'ok'; }\n",
+    ),
+];
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// Resident memory (KiB) of processes whose command line mentions `needle`.
+fn rss_kib(needle: &str) -> Vec<u64> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if !String::from_utf8_lossy(&cmdline).contains(needle) {
+            continue;
+        }
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        if let Some(line) = status.lines().find(|l| l.starts_with("VmRSS:")) {
+            let kib = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse::<u64>().ok());
+            found.extend(kib);
+        }
+    }
+    found
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toolchains = Toolchains::discover();
+    let builder =
+        CompilerBuilder::new(toolchains.clone(), dir.path(), BuildOptions::default()).unwrap();
+    let interpreters = Interpreters {
+        python: toolchains.python.program().map(Into::into),
+        node: toolchains.node.program().map(Into::into),
+        php: toolchains.php.program().map(Into::into),
+    };
+    let executor =
+        ProcessExecutor::new(dir.path(), interpreters, ProcessOptions::default()).unwrap();
+    let config = FunctionConfig::default();
+    let request = InvokeRequest {
+        method: "POST".into(),
+        path: "/".into(),
+        ..Default::default()
+    };
+    println!(
+        "{:<11} {:>12} {:>12} {:>12} {:>14}",
+        "language", "cold ms p50", "warm µs p50", "warm µs p99", "idle RSS MiB"
+    );
+    for (lang, code) in NOOP {
+        let artifact = runtime
+            .block_on(builder.build(lang, Bytes::from_static(code.as_bytes()), &config))
+            .unwrap();
+        let name = FunctionName::parse("noop").unwrap();
+
+        let mut cold = Vec::new();
+        for _ in 0..10 {
+            let started = Instant::now();
+            let prepared = runtime
+                .block_on(executor.prepare(&name, &config, &artifact))
+                .unwrap();
+            let instance = runtime.block_on(prepared.start_instance()).unwrap();
+            runtime.block_on(instance.invoke(request.clone())).unwrap();
+            cold.push(started.elapsed());
+        }
+        cold.sort();
+
+        let prepared = runtime
+            .block_on(executor.prepare(&name, &config, &artifact))
+            .unwrap();
+        let instance = runtime.block_on(prepared.start_instance()).unwrap();
+        let mut warm = Vec::new();
+        for _ in 0..200 {
+            runtime.block_on(instance.invoke(request.clone())).unwrap();
+        }
+        for _ in 0..3000 {
+            let started = Instant::now();
+            let response = runtime.block_on(instance.invoke(request.clone())).unwrap();
+            warm.push(started.elapsed());
+            assert_eq!(&response.body[..], b"ok");
+        }
+        warm.sort();
+        let rss = rss_kib(&artifact.sha256);
+        let rss_mib = rss.first().map(|k| *k as f64 / 1024.0).unwrap_or(f64::NAN);
+        println!(
+            "{:<11} {:>12.1} {:>12.0} {:>12.0} {:>14.1}",
+            lang.as_str(),
+            percentile(&cold, 0.5).as_secs_f64() * 1e3,
+            percentile(&warm, 0.5).as_secs_f64() * 1e6,
+            percentile(&warm, 0.99).as_secs_f64() * 1e6,
+            rss_mib
+        );
+        drop(instance);
+        drop(prepared);
+    }
+}
