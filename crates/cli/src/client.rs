@@ -47,7 +47,9 @@ impl Client {
 
     pub(crate) async fn run(&self, command: Command) -> anyhow::Result<ExitCode> {
         match command {
-            Command::Serve { .. } => unreachable!("serve is handled by main"),
+            Command::Serve { .. } | Command::Bench { .. } | Command::LoadInjector { .. } => {
+                unreachable!("handled by main")
+            }
             Command::Deploy {
                 file,
                 name,

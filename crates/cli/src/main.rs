@@ -1,6 +1,7 @@
 //! The `minifaas` binary: `serve` runs the server; every other subcommand is a client
 //! that speaks the HTTP API with `minifaas-api` types.
 
+mod bench;
 mod client;
 
 use std::path::PathBuf;
@@ -99,6 +100,38 @@ enum Command {
         #[arg(long, default_value = "")]
         path: String,
     },
+    /// Load-test a function: closed loop at -c, or open loop at --rate.
+    Bench {
+        /// Function name (or a full http:// URL to measure any server).
+        name: String,
+        /// Requests in flight at once.
+        #[arg(short = 'c', long, default_value_t = 10)]
+        concurrency: usize,
+        /// Run for this long (e.g. 10s, 500ms).
+        #[arg(short = 'd', long, conflicts_with = "requests")]
+        duration: Option<String>,
+        /// Send this many requests.
+        #[arg(short = 'n', long)]
+        requests: Option<u64>,
+        /// Open loop: requests per second, latency measured from each intended send time.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Request body: a string or @file.
+        #[arg(long)]
+        data: Option<String>,
+        /// HTTP method.
+        #[arg(long, short = 'X', default_value = "POST")]
+        method: String,
+        /// One JSON object instead of text and a progress bar.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The seed's load injector: `load-injector <fn> <threads> <requests-per-thread>`.
+    LoadInjector {
+        name: String,
+        threads: usize,
+        requests_per_thread: u64,
+    },
     /// List functions.
     Ls,
     /// Show a function.
@@ -171,9 +204,95 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             minifaas_server::serve(config, shutdown).await?;
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Bench {
+            name,
+            concurrency,
+            duration,
+            requests,
+            rate,
+            data,
+            method,
+            json,
+        } => {
+            let stop = match (duration, requests) {
+                (_, Some(n)) => bench::Stop::After(n),
+                (Some(d), None) => bench::Stop::For(bench::parse_duration(&d)?),
+                (None, None) => bench::Stop::For(Duration::from_secs(10)),
+            };
+            if let Some(rate) = rate
+                && (!rate.is_finite() || rate <= 0.0)
+            {
+                anyhow::bail!("--rate must be positive");
+            }
+            let body = match data.as_deref() {
+                None => Vec::new(),
+                Some(arg) if arg.starts_with('@') => std::fs::read(&arg[1..])?,
+                Some(text) => text.as_bytes().to_vec(),
+            };
+            let report = bench::run(bench::BenchPlan {
+                url: bench_url(&cli.url, &name),
+                key: cli.key,
+                method: reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())?,
+                body,
+                concurrency,
+                stop,
+                rate,
+                progress: !json,
+            })
+            .await?;
+            if json {
+                println!("{}", report.json());
+            } else {
+                println!("{}", report.text());
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::LoadInjector {
+            name,
+            threads,
+            requests_per_thread,
+        } => {
+            println!(
+                "=== Load Injector ===\nFunction ID: {name}\nThreads: {threads}\nRequests per thread: {requests_per_thread}\nTotal requests: {}\n=====================",
+                threads as u64 * requests_per_thread
+            );
+            let report = bench::run(bench::BenchPlan {
+                url: bench_url(&cli.url, &name),
+                key: cli.key,
+                method: reqwest::Method::POST,
+                body: Vec::new(),
+                concurrency: threads,
+                stop: bench::Stop::After(threads as u64 * requests_per_thread),
+                rate: None,
+                progress: false,
+            })
+            .await?;
+            let total = report.requests.max(1) as f64;
+            let errors = report.error_count();
+            println!(
+                "\n=== Results ===\nTotal requests: {}\nSuccessful: {} ({:.1}%)\nErrors: {} ({:.1}%)\nElapsed time: {:.2} seconds\nRequests/sec: {:.2}\n===============",
+                report.requests,
+                report.requests - errors,
+                100.0 * (report.requests - errors) as f64 / total,
+                errors,
+                100.0 * errors as f64 / total,
+                report.elapsed.as_secs_f64(),
+                report.rps()
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         command => {
             let client = client::Client::new(cli.url, cli.key)?;
             client.run(command).await
         }
+    }
+}
+
+/// `/invoke/NAME` on the server, or NAME itself when it is a URL.
+fn bench_url(base: &str, name: &str) -> String {
+    if name.starts_with("http://") || name.starts_with("https://") {
+        name.to_owned()
+    } else {
+        format!("{}/invoke/{name}", base.trim_end_matches('/'))
     }
 }
