@@ -28,28 +28,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-/// Resident memory (KiB) of processes whose command line mentions `needle`.
-fn rss_kib(needle: &str) -> Vec<u64> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        if !String::from_utf8_lossy(&cmdline).contains(needle) {
-            continue;
-        }
-        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
-            continue;
-        };
-        if let Some(line) = status.lines().find(|l| l.starts_with("VmRSS:")) {
-            let kib = line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|n| n.parse::<u64>().ok());
-            found.extend(kib);
-        }
-    }
-    found
+/// (RSS, PSS) of a process in MiB: PSS splits pages shared with the zygote fairly.
+fn memory_mib(pid: u32) -> (f64, f64) {
+    let field = |file: &str, name: &str| -> f64 {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find(|l| l.starts_with(name))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|n| n.parse::<f64>().ok())
+            })
+            .map(|kib| kib / 1024.0)
+            .unwrap_or(f64::NAN)
+    };
+    (field("status", "VmRSS:"), field("smaps_rollup", "Pss:"))
 }
 
 fn main() {
@@ -67,7 +60,17 @@ fn main() {
         php: toolchains.php.program().map(Into::into),
     };
     let executor =
-        ProcessExecutor::new(dir.path(), interpreters, ProcessOptions::default()).unwrap();
+        ProcessExecutor::new(dir.path(), interpreters.clone(), ProcessOptions::default()).unwrap();
+    // The same, starting every Python worker as a fresh interpreter (no zygote).
+    let spawning = ProcessExecutor::new(
+        &dir.path().join("spawn"),
+        interpreters,
+        ProcessOptions {
+            python_zygote: false,
+            ..ProcessOptions::default()
+        },
+    )
+    .unwrap();
     let config = FunctionConfig::default();
     let request = InvokeRequest {
         method: "POST".into(),
@@ -75,17 +78,23 @@ fn main() {
         ..Default::default()
     };
     println!(
-        "{:<11} {:>12} {:>12} {:>12} {:>14}",
-        "language", "cold ms p50", "warm µs p50", "warm µs p99", "idle RSS MiB"
+        "{:<22} {:>12} {:>12} {:>12} {:>13} {:>13}",
+        "language", "cold ms p50", "warm µs p50", "warm µs p99", "idle RSS MiB", "idle PSS MiB"
     );
-    for (lang, code) in NOOP {
+    let runs = [
+        ("python (zygote fork)", NOOP[0], &executor),
+        ("python (fresh spawn)", NOOP[0], &spawning),
+        ("javascript", NOOP[1], &executor),
+        ("php", NOOP[2], &executor),
+    ];
+    for (label, (lang, code), executor) in runs {
         let artifact = runtime
             .block_on(builder.build(lang, Bytes::from_static(code.as_bytes()), &config))
             .unwrap();
         let name = FunctionName::parse("noop").unwrap();
 
         let mut cold = Vec::new();
-        for _ in 0..10 {
+        for _ in 0..20 {
             let started = Instant::now();
             let prepared = runtime
                 .block_on(executor.prepare(&name, &config, &artifact))
@@ -111,15 +120,18 @@ fn main() {
             assert_eq!(&response.body[..], b"ok");
         }
         warm.sort();
-        let rss = rss_kib(&artifact.sha256);
-        let rss_mib = rss.first().map(|k| *k as f64 / 1024.0).unwrap_or(f64::NAN);
+        let (rss_mib, pss_mib) = instance
+            .pid()
+            .map(memory_mib)
+            .unwrap_or((f64::NAN, f64::NAN));
         println!(
-            "{:<11} {:>12.1} {:>12.0} {:>12.0} {:>14.1}",
-            lang.as_str(),
+            "{:<22} {:>12.1} {:>12.0} {:>12.0} {:>13.1} {:>13.1}",
+            label,
             percentile(&cold, 0.5).as_secs_f64() * 1e3,
             percentile(&warm, 0.5).as_secs_f64() * 1e6,
             percentile(&warm, 0.99).as_secs_f64() * 1e6,
-            rss_mib
+            rss_mib,
+            pss_mib
         );
         drop(instance);
         drop(prepared);

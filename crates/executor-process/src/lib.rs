@@ -5,6 +5,8 @@
 //!   dir at start-up; each loads the user's handler once and serves frames in a loop;
 //! - `protocol.rs`: the frames over the worker's private pipe pair (fds 3 and 4);
 //! - `worker.rs`: one worker, its reaper task and its log forwarding;
+//! - `zygote.rs`: the Python fork server (`shims/python_zygote.py`): it has imported the
+//!   shim and common modules once, and forks a worker per cold start;
 //! - `script.rs`: script mode (a process per invocation) and static pages.
 //!
 //! Every process is started through `minifaas-sandbox`. Invariants: a worker serves one
@@ -17,6 +19,7 @@
 mod protocol;
 mod script;
 mod worker;
+mod zygote;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -32,11 +35,13 @@ use minifaas_sandbox::{Limits, WorkerCommand};
 use serde::Deserialize;
 
 use crate::script::{PreparedScript, StaticPage};
-use crate::worker::{Worker, WorkerSpec};
+use crate::worker::{Launch, Worker, WorkerSpec};
+use crate::zygote::Zygote;
 
 const PYTHON_SHIM: &str = include_str!("shims/python.py");
 const NODE_SHIM: &str = include_str!("shims/node.js");
 const PHP_SHIM: &str = include_str!("shims/php.php");
+const PYTHON_ZYGOTE: &str = include_str!("shims/python_zygote.py");
 
 /// The interpreters, found once at start-up (`None`: that language cannot run here).
 #[derive(Debug, Clone, Default)]
@@ -55,6 +60,9 @@ pub struct ProcessOptions {
     pub startup_timeout: Duration,
     /// Largest response a function may return.
     pub max_response_bytes: usize,
+    /// Start Python workers by forking a zygote (fast cold starts) rather than a fresh
+    /// interpreter each.
+    pub python_zygote: bool,
 }
 
 impl Default for ProcessOptions {
@@ -63,6 +71,7 @@ impl Default for ProcessOptions {
             default_max_instances: 4,
             startup_timeout: Duration::from_secs(15),
             max_response_bytes: 6 * 1024 * 1024,
+            python_zygote: true,
         }
     }
 }
@@ -74,6 +83,8 @@ pub struct ProcessExecutor {
     code_root: PathBuf,
     /// The shims, written from the binary at start-up.
     shim_dir: PathBuf,
+    /// The Python fork server, started on first use.
+    python_zygote: Option<Arc<Zygote>>,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +109,7 @@ impl ProcessExecutor {
             ("python.py", PYTHON_SHIM),
             ("node.js", NODE_SHIM),
             ("php.php", PHP_SHIM),
+            ("python_zygote.py", PYTHON_ZYGOTE),
         ] {
             let path = shim_dir.join(file);
             if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
@@ -105,11 +117,31 @@ impl ProcessExecutor {
                     .map_err(|e| Error::platform_ctx(&format!("writing {}", path.display()), e))?;
             }
         }
+        let python_zygote = match (&interpreters.python, options.python_zygote) {
+            (Some(python), true) => Some(Arc::new(Zygote::new(WorkerCommand {
+                program: python.clone(),
+                args: vec![
+                    "-I".into(),
+                    "-S".into(),
+                    "-B".into(),
+                    "-u".into(),
+                    shim_dir.join("python_zygote.py").into_os_string(),
+                ],
+                env: base_environment()
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
+                cwd: shim_dir.clone(),
+                limits: worker_limits(),
+            }))),
+            _ => None,
+        };
         Ok(Self {
             interpreters,
             options,
             code_root,
             shim_dir,
+            python_zygote,
         })
     }
 
@@ -174,13 +206,7 @@ impl ProcessExecutor {
     }
 
     fn environment(&self, config: &FunctionConfig) -> Vec<(String, String)> {
-        let mut env = vec![
-            ("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()),
-            ("HOME".to_owned(), "/tmp".to_owned()),
-            ("LANG".to_owned(), "C.UTF-8".to_owned()),
-            ("PYTHONUNBUFFERED".to_owned(), "1".to_owned()),
-            ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
-        ];
+        let mut env = base_environment();
         env.extend(
             config
                 .environment
@@ -188,6 +214,28 @@ impl ProcessExecutor {
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
         env
+    }
+}
+
+/// What every worker and script sees, before the function's own `environment`.
+fn base_environment() -> Vec<(String, String)> {
+    vec![
+        ("PATH".to_owned(), "/usr/local/bin:/usr/bin:/bin".to_owned()),
+        ("HOME".to_owned(), "/tmp".to_owned()),
+        ("LANG".to_owned(), "C.UTF-8".to_owned()),
+        ("PYTHONUNBUFFERED".to_owned(), "1".to_owned()),
+        ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
+    ]
+}
+
+/// Limits of long-lived workers (and the zygote they fork from).
+fn worker_limits() -> Limits {
+    Limits {
+        wall_time: Duration::MAX,
+        // CPU time is bounded per request by the timeout; this stops a runaway worker
+        // that somehow escaped it.
+        cpu_seconds: 24 * 3600,
+        ..Limits::default()
     }
 }
 
@@ -288,45 +336,54 @@ impl Executor for ProcessExecutor {
             }));
         }
 
-        let code_dir_arg: OsString = code_dir.clone().into_os_string();
-        let (shim, mut args): (&str, Vec<OsString>) = match artifact.kind {
-            // -I: ignore PYTHON* variables and the user site; -S: skip site (a fast
-            // start; dependencies live in the function's own deps/); -u: unbuffered logs.
-            ArtifactKind::PythonArchive => (
-                "python.py",
-                vec!["-I".into(), "-S".into(), "-B".into(), "-u".into()],
-            ),
-            ArtifactKind::NodeArchive => (
-                "node.js",
-                vec![format!("--max-old-space-size={memory_mb}").into()],
-            ),
-            _ => (
-                "php.php",
-                vec![
-                    format!("-dmemory_limit={memory_mb}M").into(),
-                    "-ddisplay_errors=stderr".into(),
-                ],
-            ),
-        };
-        args.push(self.shim_dir.join(shim).into_os_string());
-        args.push(code_dir_arg);
-        args.push(manifest.entry.clone().into());
-        let command = WorkerCommand {
-            program: interpreter,
-            args,
-            env: env.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
-            cwd: code_dir,
-            limits: Limits {
-                wall_time: Duration::MAX,
-                // CPU time is bounded per request by the timeout; this stops a runaway
-                // worker that somehow escaped it.
-                cpu_seconds: 24 * 3600,
-                ..Limits::default()
-            },
+        let launch = match (&self.python_zygote, artifact.kind) {
+            (Some(zygote), ArtifactKind::PythonArchive) => {
+                let request = serde_json::json!({
+                    "code_dir": code_dir,
+                    "entry": manifest.entry,
+                    "env": env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+                });
+                Launch::Fork {
+                    zygote: zygote.clone(),
+                    request: request.to_string().into_bytes(),
+                }
+            }
+            _ => {
+                let (shim, mut args): (&str, Vec<OsString>) = match artifact.kind {
+                    // -I: ignore PYTHON* variables and the user site; -S: skip site (a
+                    // fast start; dependencies live in the function's own deps/);
+                    // -u: unbuffered logs.
+                    ArtifactKind::PythonArchive => (
+                        "python.py",
+                        vec!["-I".into(), "-S".into(), "-B".into(), "-u".into()],
+                    ),
+                    ArtifactKind::NodeArchive => (
+                        "node.js",
+                        vec![format!("--max-old-space-size={memory_mb}").into()],
+                    ),
+                    _ => (
+                        "php.php",
+                        vec![
+                            format!("-dmemory_limit={memory_mb}M").into(),
+                            "-ddisplay_errors=stderr".into(),
+                        ],
+                    ),
+                };
+                args.push(self.shim_dir.join(shim).into_os_string());
+                args.push(code_dir.clone().into_os_string());
+                args.push(manifest.entry.clone().into());
+                Launch::Spawn(WorkerCommand {
+                    program: interpreter,
+                    args,
+                    env: env.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+                    cwd: code_dir,
+                    limits: worker_limits(),
+                })
+            }
         };
         let spec = Arc::new(WorkerSpec {
             function: name.to_string(),
-            command,
+            launch,
             startup_timeout: self.options.startup_timeout,
             timeout: config.timeout,
             max_response_bytes: self.options.max_response_bytes,

@@ -1,5 +1,6 @@
-//! One warm worker: a child running a language shim, one request at a time over its
-//! private pipes, reaped by its own task when it exits.
+//! One warm worker: a process running a language shim, one request at a time over its
+//! private pipes. A spawned worker is reaped by its own task; a worker forked by the
+//! Python zygote is reaped by the zygote, and seen to end when its log pipe closes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,11 +13,23 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::unix::pipe;
 
 use crate::protocol::{read_response, write_request};
+use crate::zygote::Zygote;
+
+/// How a worker process comes to be.
+pub(crate) enum Launch {
+    /// A fresh interpreter running the shim.
+    Spawn(WorkerCommand),
+    /// A fork of the language's zygote; `request` tells it what to load.
+    Fork {
+        zygote: Arc<Zygote>,
+        request: Vec<u8>,
+    },
+}
 
 /// How to start a worker of one function version.
 pub(crate) struct WorkerSpec {
     pub function: String,
-    pub command: WorkerCommand,
+    pub launch: Launch,
     pub startup_timeout: Duration,
     pub timeout: Duration,
     pub max_response_bytes: usize,
@@ -42,40 +55,55 @@ impl Worker {
     /// Starts a worker and waits until its handler is loaded.
     pub(crate) async fn start(spec: &Arc<WorkerSpec>) -> Result<Arc<Worker>> {
         let started = Instant::now();
-        let process = spec.command.spawn().map_err(|e| {
-            Error::platform_ctx(&format!("starting a worker for '{}'", spec.function), e)
-        })?;
-        let WorkerProcess {
-            mut child,
-            requests,
-            mut responses,
-            stdout,
-            stderr,
-        } = process;
-        let pid = child.id();
-        forward_log(spec.function.clone(), pid, stdout);
-        forward_log(spec.function.clone(), pid, stderr);
-
         let broken = Arc::new(AtomicBool::new(false));
         let exit_status = Arc::new(std::sync::Mutex::new(None));
-        {
-            // The reaper: tokio's child handling collects the exit status (no zombies).
-            let broken = broken.clone();
-            let exit_status = exit_status.clone();
-            let function = spec.function.clone();
-            tokio::spawn(async move {
-                let status = child.wait().await;
-                broken.store(true, Ordering::Release);
-                let text = match status {
-                    Ok(status) => status.to_string(),
-                    Err(err) => format!("unknown ({err})"),
-                };
-                tracing::debug!(function, pid, status = %text, "worker exited");
-                if let Ok(mut slot) = exit_status.lock() {
-                    *slot = Some(text);
-                }
-            });
-        }
+        let (pid, requests, mut responses) = match &spec.launch {
+            Launch::Spawn(command) => {
+                let process = command.spawn().map_err(|e| {
+                    Error::platform_ctx(&format!("starting a worker for '{}'", spec.function), e)
+                })?;
+                let WorkerProcess {
+                    mut child,
+                    requests,
+                    responses,
+                    stdout,
+                    stderr,
+                } = process;
+                let pid = child.id();
+                forward_log(spec.function.clone(), pid, stdout, None);
+                forward_log(spec.function.clone(), pid, stderr, None);
+                // The reaper: tokio's child handling collects the exit status (no zombies).
+                let broken = broken.clone();
+                let exit_status = exit_status.clone();
+                let function = spec.function.clone();
+                tokio::spawn(async move {
+                    let status = child.wait().await;
+                    broken.store(true, Ordering::Release);
+                    let text = match status {
+                        Ok(status) => status.to_string(),
+                        Err(err) => format!("unknown ({err})"),
+                    };
+                    tracing::debug!(function, pid, status = %text, "worker exited");
+                    if let Ok(mut slot) = exit_status.lock() {
+                        *slot = Some(text);
+                    }
+                });
+                (pid, requests, responses)
+            }
+            Launch::Fork { zygote, request } => {
+                let forked = zygote.fork(request).await.map_err(|e| {
+                    Error::platform_ctx(&format!("forking a worker for '{}'", spec.function), e)
+                })?;
+                // The zygote reaps it; its log pipe closing says it ended.
+                forward_log(
+                    spec.function.clone(),
+                    Some(forked.pid),
+                    forked.log,
+                    Some(broken.clone()),
+                );
+                (Some(forked.pid), forked.requests, forked.responses)
+            }
+        };
 
         let ready = tokio::time::timeout(
             spec.startup_timeout,
@@ -228,10 +256,11 @@ impl Drop for Worker {
 }
 
 /// Forwards a worker's output to the server log, line by line, capped.
-fn forward_log<R: AsyncRead + Unpin + Send + 'static>(
+pub(crate) fn forward_log<R: AsyncRead + Unpin + Send + 'static>(
     function: String,
     pid: Option<u32>,
     stream: R,
+    ended: Option<Arc<AtomicBool>>,
 ) {
     tokio::spawn(async move {
         // Bytes, not str: a function printing invalid UTF-8 must not stop the draining
@@ -248,6 +277,9 @@ fn forward_log<R: AsyncRead + Unpin + Send + 'static>(
                     tracing::info!(target: "minifaas::function", function, pid, "{text}");
                 }
             }
+        }
+        if let Some(ended) = ended {
+            ended.store(true, Ordering::Release);
         }
     });
 }

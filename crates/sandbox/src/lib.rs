@@ -16,9 +16,11 @@
 
 mod command;
 mod worker;
+mod zygote;
 
 pub use command::{Limits, Outcome, SandboxedCommand};
 pub use worker::{REQUEST_FD, RESPONSE_FD, WorkerCommand, WorkerProcess};
+pub use zygote::{ForkedWorker, ZygoteProcess};
 
 /// One isolation primitive and whether minifaas applies it.
 #[derive(Debug, Clone)]

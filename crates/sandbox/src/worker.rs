@@ -116,7 +116,7 @@ impl WorkerCommand {
 }
 
 /// dup(fd) to a number of at least 10, close-on-exec (the copy is only a stepping stone).
-fn dup_above(fd: i32) -> std::io::Result<i32> {
+pub(crate) fn dup_above(fd: i32) -> std::io::Result<i32> {
     // SAFETY: fcntl on an fd the child inherited; async-signal-safe.
     let new = unsafe { nix::libc::fcntl(fd, nix::libc::F_DUPFD_CLOEXEC, 10) };
     if new < 0 {
@@ -126,7 +126,7 @@ fn dup_above(fd: i32) -> std::io::Result<i32> {
 }
 
 /// dup2(from, to): `to` is then open and inherited across exec.
-fn dup_onto(from: i32, to: i32) -> std::io::Result<()> {
+pub(crate) fn dup_onto(from: i32, to: i32) -> std::io::Result<()> {
     // SAFETY: dup2 on fds the child owns; async-signal-safe.
     if unsafe { nix::libc::dup2(from, to) } < 0 {
         return Err(std::io::Error::last_os_error());

@@ -9,8 +9,8 @@ import struct
 import sys
 import traceback
 
-_IN = os.fdopen(3, "rb", buffering=0)
-_OUT = os.fdopen(4, "wb", buffering=0)
+_IN = None
+_OUT = None
 
 
 def _read_exact(n):
@@ -90,8 +90,10 @@ def _encode(result):
     return status, headers, data
 
 
-def main():
-    code_dir, entry = sys.argv[1], sys.argv[2]
+def main(code_dir, entry):
+    global _IN, _OUT
+    _IN = os.fdopen(3, "rb", buffering=0)
+    _OUT = os.fdopen(4, "wb", buffering=0)
     deps = os.path.join(code_dir, "deps")
     if os.path.isdir(deps):
         sys.path.insert(0, deps)
@@ -132,4 +134,5 @@ def main():
         _send({"id": header.get("id"), "status": status, "headers": list(headers.items())}, data)
 
 
-main()
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
