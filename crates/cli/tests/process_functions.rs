@@ -264,6 +264,21 @@ async fn script_mode_html_and_environment() {
     );
     assert_eq!(response.text().await.unwrap(), example("index.html"));
 
+    // Node workers are generic ones specialized on first use: they still get the
+    // function's own environment and directory.
+    let code = "module.exports = async () => [process.env.GREETING, process.env.HOME, process.cwd().endsWith(require('path').basename(__dirname))];\n";
+    for name in ["env-js-1", "env-js-2", "env-js-3"] {
+        deploy_ok(
+            &server,
+            name,
+            "js",
+            code,
+            json!({"environment": {"GREETING": name}}),
+        )
+        .await;
+        let (status, body) = call_json(&server, name, Value::Null).await;
+        assert_eq!((status, body), (200, json!([name, "/tmp", true])));
+    }
     let code = "import os\ndef handle(request):\n    return os.environ.get('GREETING', 'unset')\n";
     deploy_ok(
         &server,

@@ -67,6 +67,7 @@ fn main() {
         interpreters,
         ProcessOptions {
             python_zygote: false,
+            node_spares: 0,
             ..ProcessOptions::default()
         },
     )
@@ -84,7 +85,8 @@ fn main() {
     let runs = [
         ("python (zygote fork)", NOOP[0], &executor),
         ("python (fresh spawn)", NOOP[0], &spawning),
-        ("javascript", NOOP[1], &executor),
+        ("javascript (spare)", NOOP[1], &executor),
+        ("javascript (fresh)", NOOP[1], &spawning),
         ("php", NOOP[2], &executor),
     ];
     for (label, (lang, code), executor) in runs {
@@ -95,6 +97,8 @@ fn main() {
 
         let mut cold = Vec::new();
         for _ in 0..20 {
+            // Let generic workers refill between cold starts, as between deploys.
+            std::thread::sleep(Duration::from_millis(150));
             let started = Instant::now();
             let prepared = runtime
                 .block_on(executor.prepare(&name, &config, &artifact))

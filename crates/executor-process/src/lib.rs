@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use minifaas_core::config::DEFAULT_MEMORY_MB;
 use minifaas_core::{
     Artifact, ArtifactKind, CODE_MANIFEST_FILE, Error, Executor, FunctionConfig, FunctionName,
     Instance, InstanceDefaults, PreparedFunction, Result, SharedInstance,
@@ -35,7 +36,7 @@ use minifaas_sandbox::{Limits, WorkerCommand};
 use serde::Deserialize;
 
 use crate::script::{PreparedScript, StaticPage};
-use crate::worker::{Launch, Worker, WorkerSpec};
+use crate::worker::{Launch, Spares, Worker, WorkerSpec};
 use crate::zygote::Zygote;
 
 const PYTHON_SHIM: &str = include_str!("shims/python.py");
@@ -63,6 +64,8 @@ pub struct ProcessOptions {
     /// Start Python workers by forking a zygote (fast cold starts) rather than a fresh
     /// interpreter each.
     pub python_zygote: bool,
+    /// Generic Node workers kept idle to be specialized on first use (0: none).
+    pub node_spares: usize,
 }
 
 impl Default for ProcessOptions {
@@ -72,6 +75,7 @@ impl Default for ProcessOptions {
             startup_timeout: Duration::from_secs(15),
             max_response_bytes: 6 * 1024 * 1024,
             python_zygote: true,
+            node_spares: 2,
         }
     }
 }
@@ -85,6 +89,8 @@ pub struct ProcessExecutor {
     shim_dir: PathBuf,
     /// The Python fork server, started on first use.
     python_zygote: Option<Arc<Zygote>>,
+    /// Generic idle Node workers, specialized on first use.
+    node_spares: Option<Arc<Spares>>,
 }
 
 #[derive(Deserialize)]
@@ -136,12 +142,34 @@ impl ProcessExecutor {
             }))),
             _ => None,
         };
+        let node_spares = match (&interpreters.node, options.node_spares) {
+            (Some(node), spares) if spares > 0 => Some(Spares::new(
+                WorkerCommand {
+                    program: node.clone(),
+                    args: vec![
+                        format!("--max-old-space-size={DEFAULT_MEMORY_MB}").into(),
+                        shim_dir.join("node.js").into_os_string(),
+                    ],
+                    env: base_environment()
+                        .into_iter()
+                        .map(|(k, v)| (k.into(), v.into()))
+                        .collect(),
+                    cwd: shim_dir.clone(),
+                    limits: worker_limits(),
+                },
+                "node-generic",
+                spares,
+                options.startup_timeout,
+            )),
+            _ => None,
+        };
         Ok(Self {
             interpreters,
             options,
             code_root,
             shim_dir,
             python_zygote,
+            node_spares,
         })
     }
 
@@ -336,8 +364,42 @@ impl Executor for ProcessExecutor {
             }));
         }
 
-        let launch = match (&self.python_zygote, artifact.kind) {
-            (Some(zygote), ArtifactKind::PythonArchive) => {
+        let node_spares = self
+            .node_spares
+            .as_ref()
+            .filter(|_| memory_mb == DEFAULT_MEMORY_MB);
+        let launch = match (&self.python_zygote, node_spares, artifact.kind) {
+            (_, Some(spares), ArtifactKind::NodeArchive) => {
+                // Generic workers run with the default heap, so only functions with the
+                // default memory use them.
+                spares.refill();
+                let load = serde_json::json!({
+                    "load": {
+                        "code_dir": code_dir,
+                        "entry": manifest.entry,
+                        "env": env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+                    },
+                    "body_len": 0,
+                });
+                Launch::Specialize {
+                    spares: spares.clone(),
+                    load: load.to_string().into_bytes(),
+                    fallback: WorkerCommand {
+                        program: interpreter,
+                        args: vec![
+                            format!("--max-old-space-size={memory_mb}").into(),
+                            self.shim_dir.join("node.js").into_os_string(),
+                        ],
+                        env: base_environment()
+                            .into_iter()
+                            .map(|(k, v)| (k.into(), v.into()))
+                            .collect(),
+                        cwd: self.shim_dir.clone(),
+                        limits: worker_limits(),
+                    },
+                }
+            }
+            (Some(zygote), _, ArtifactKind::PythonArchive) => {
                 let request = serde_json::json!({
                     "code_dir": code_dir,
                     "entry": manifest.entry,

@@ -70,10 +70,19 @@ pub(crate) async fn write_request<W: AsyncWrite + Unpin>(
         body_len: request.body.len(),
     };
     let encoded = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
-    let mut frame = Vec::with_capacity(4 + encoded.len() + request.body.len());
-    frame.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&encoded);
-    frame.extend_from_slice(&request.body);
+    write_frame(out, &encoded, &request.body).await
+}
+
+/// Writes one frame with a ready-made JSON header (control frames such as `load`).
+pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    header: &[u8],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut frame = Vec::with_capacity(4 + header.len() + body.len());
+    frame.extend_from_slice(&(header.len() as u32).to_be_bytes());
+    frame.extend_from_slice(header);
+    frame.extend_from_slice(body);
     out.write_all(&frame).await?;
     out.flush().await
 }

@@ -12,7 +12,7 @@ use minifaas_sandbox::{WorkerCommand, WorkerProcess};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::unix::pipe;
 
-use crate::protocol::{read_response, write_request};
+use crate::protocol::{read_response, write_frame, write_request};
 use crate::zygote::Zygote;
 
 /// How a worker process comes to be.
@@ -23,6 +23,13 @@ pub(crate) enum Launch {
     Fork {
         zygote: Arc<Zygote>,
         request: Vec<u8>,
+    },
+    /// A generic idle worker (already started, no code loaded) told what to load, or,
+    /// when none is idle, a fresh one.
+    Specialize {
+        spares: Arc<Spares>,
+        load: Vec<u8>,
+        fallback: WorkerCommand,
     },
 }
 
@@ -40,12 +47,143 @@ struct Pipes {
     responses: pipe::Receiver,
 }
 
+/// A process that is running the shim, before or after its code is loaded.
+pub(crate) struct Started {
+    pid: Option<u32>,
+    pipes: Pipes,
+    /// Set once the process exited or was found broken.
+    broken: Arc<AtomicBool>,
+    exit_status: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Started {
+    /// Spawns `command`; its output goes to the log under `label`.
+    pub(crate) fn spawn(command: &WorkerCommand, label: &str) -> Result<Started> {
+        let process = command
+            .spawn()
+            .map_err(|e| Error::platform_ctx(&format!("starting a worker for '{label}'"), e))?;
+        let WorkerProcess {
+            mut child,
+            requests,
+            responses,
+            stdout,
+            stderr,
+        } = process;
+        let pid = child.id();
+        forward_log(label.to_owned(), pid, stdout, None);
+        forward_log(label.to_owned(), pid, stderr, None);
+        let broken = Arc::new(AtomicBool::new(false));
+        let exit_status = Arc::new(std::sync::Mutex::new(None));
+        // The reaper: tokio's child handling collects the exit status (no zombies).
+        {
+            let broken = broken.clone();
+            let exit_status = exit_status.clone();
+            let label = label.to_owned();
+            tokio::spawn(async move {
+                let status = child.wait().await;
+                broken.store(true, Ordering::Release);
+                let text = match status {
+                    Ok(status) => status.to_string(),
+                    Err(err) => format!("unknown ({err})"),
+                };
+                tracing::debug!(function = label, pid, status = %text, "worker exited");
+                if let Ok(mut slot) = exit_status.lock() {
+                    *slot = Some(text);
+                }
+            });
+        }
+        Ok(Started {
+            pid,
+            pipes: Pipes {
+                requests,
+                responses,
+            },
+            broken,
+            exit_status,
+        })
+    }
+
+    /// Forks from the zygote; the zygote reaps it, and its log pipe closing says it ended.
+    async fn fork(zygote: &Zygote, request: &[u8], label: &str) -> Result<Started> {
+        let forked = zygote
+            .fork(request)
+            .await
+            .map_err(|e| Error::platform_ctx(&format!("forking a worker for '{label}'"), e))?;
+        let broken = Arc::new(AtomicBool::new(false));
+        forward_log(
+            label.to_owned(),
+            Some(forked.pid),
+            forked.log,
+            Some(broken.clone()),
+        );
+        Ok(Started {
+            pid: Some(forked.pid),
+            pipes: Pipes {
+                requests: forked.requests,
+                responses: forked.responses,
+            },
+            broken,
+            exit_status: Arc::new(std::sync::Mutex::new(None)),
+        })
+    }
+
+    pub(crate) fn is_usable(&self) -> bool {
+        !self.broken.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn kill(&self) {
+        self.broken.store(true, Ordering::Release);
+        if let Some(pid) = self.pid {
+            minifaas_sandbox::kill_process_group(pid);
+        }
+    }
+
+    /// Waits for the shim's `ready` frame (after it loaded the code, or, for a generic
+    /// worker, after it started). Kills the process on any failure.
+    pub(crate) async fn await_ready(
+        &mut self,
+        function: &str,
+        timeout: Duration,
+        max: usize,
+    ) -> Result<()> {
+        let ready =
+            tokio::time::timeout(timeout, read_response(&mut self.pipes.responses, max)).await;
+        let failure = match ready {
+            Ok(Ok((header, _))) if header.ready == Some(true) => return Ok(()),
+            Ok(Ok((header, _))) => format!(
+                "function '{function}' failed to load: {}",
+                header.error.unwrap_or_else(|| "no reason given".into())
+            ),
+            Ok(Err(err)) => {
+                format!("function '{function}' exited while loading ({err}); see its log")
+            }
+            Err(_) => format!(
+                "function '{function}' did not finish loading within {} s",
+                timeout.as_secs()
+            ),
+        };
+        self.kill();
+        Err(Error::function_failed("function_load_failed", failure))
+    }
+
+    /// Sends a generic worker the frame that tells it what to load.
+    async fn send_load(&mut self, load: &[u8]) -> std::io::Result<()> {
+        write_frame(&mut self.pipes.requests, load, &[]).await
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        // Whoever holds a process last stops it (its reaper, or the zygote, collects it).
+        self.kill();
+    }
+}
+
 pub(crate) struct Worker {
     pub pid: Option<u32>,
     spec: Arc<WorkerSpec>,
     function: String,
-    pipes: tokio::sync::Mutex<Pipes>,
-    /// Set once the process exited or was found broken: never used again.
+    process: tokio::sync::Mutex<Started>,
     broken: Arc<AtomicBool>,
     exit_status: Arc<std::sync::Mutex<Option<String>>>,
     next_request: AtomicU64,
@@ -54,118 +192,60 @@ pub(crate) struct Worker {
 impl Worker {
     /// Starts a worker and waits until its handler is loaded.
     pub(crate) async fn start(spec: &Arc<WorkerSpec>) -> Result<Arc<Worker>> {
-        let started = Instant::now();
-        let broken = Arc::new(AtomicBool::new(false));
-        let exit_status = Arc::new(std::sync::Mutex::new(None));
-        let (pid, requests, mut responses) = match &spec.launch {
+        let clock = Instant::now();
+        let limit = spec.startup_timeout;
+        let max = spec.max_response_bytes;
+        let name = &spec.function;
+        let started = match &spec.launch {
             Launch::Spawn(command) => {
-                let process = command.spawn().map_err(|e| {
-                    Error::platform_ctx(&format!("starting a worker for '{}'", spec.function), e)
-                })?;
-                let WorkerProcess {
-                    mut child,
-                    requests,
-                    responses,
-                    stdout,
-                    stderr,
-                } = process;
-                let pid = child.id();
-                forward_log(spec.function.clone(), pid, stdout, None);
-                forward_log(spec.function.clone(), pid, stderr, None);
-                // The reaper: tokio's child handling collects the exit status (no zombies).
-                let broken = broken.clone();
-                let exit_status = exit_status.clone();
-                let function = spec.function.clone();
-                tokio::spawn(async move {
-                    let status = child.wait().await;
-                    broken.store(true, Ordering::Release);
-                    let text = match status {
-                        Ok(status) => status.to_string(),
-                        Err(err) => format!("unknown ({err})"),
-                    };
-                    tracing::debug!(function, pid, status = %text, "worker exited");
-                    if let Ok(mut slot) = exit_status.lock() {
-                        *slot = Some(text);
-                    }
-                });
-                (pid, requests, responses)
+                let mut started = Started::spawn(command, name)?;
+                started.await_ready(name, limit, max).await?;
+                started
             }
             Launch::Fork { zygote, request } => {
-                let forked = zygote.fork(request).await.map_err(|e| {
-                    Error::platform_ctx(&format!("forking a worker for '{}'", spec.function), e)
-                })?;
-                // The zygote reaps it; its log pipe closing says it ended.
-                forward_log(
-                    spec.function.clone(),
-                    Some(forked.pid),
-                    forked.log,
-                    Some(broken.clone()),
-                );
-                (Some(forked.pid), forked.requests, forked.responses)
+                let mut started = Started::fork(zygote, request, name).await?;
+                started.await_ready(name, limit, max).await?;
+                started
             }
+            Launch::Specialize {
+                spares,
+                load,
+                fallback,
+            } => match spares.take() {
+                Some(mut generic) => {
+                    if let Err(err) = generic.send_load(load).await {
+                        generic.kill();
+                        return Err(Error::platform_ctx("specializing a generic worker", err));
+                    }
+                    generic.await_ready(name, limit, max).await?;
+                    generic
+                }
+                None => {
+                    let mut started = Started::spawn(fallback, name)?;
+                    started
+                        .send_load(load)
+                        .await
+                        .map_err(|e| Error::platform_ctx("loading a worker", e))?;
+                    // A fresh generic worker says ready twice: started, then loaded.
+                    started.await_ready(name, limit, max).await?;
+                    started.await_ready(name, limit, max).await?;
+                    started
+                }
+            },
         };
-
-        let ready = tokio::time::timeout(
-            spec.startup_timeout,
-            read_response(&mut responses, spec.max_response_bytes),
-        )
-        .await;
-        let kill = || {
-            if let Some(pid) = pid {
-                minifaas_sandbox::kill_process_group(pid);
-            }
-        };
-        match ready {
-            Ok(Ok((header, _))) if header.ready == Some(true) => {}
-            Ok(Ok((header, _))) => {
-                kill();
-                return Err(Error::function_failed(
-                    "function_load_failed",
-                    format!(
-                        "function '{}' failed to load: {}",
-                        spec.function,
-                        header.error.unwrap_or_else(|| "no reason given".into())
-                    ),
-                ));
-            }
-            Ok(Err(err)) => {
-                kill();
-                return Err(Error::function_failed(
-                    "function_load_failed",
-                    format!(
-                        "function '{}' exited while loading ({err}); see its log",
-                        spec.function
-                    ),
-                ));
-            }
-            Err(_) => {
-                kill();
-                return Err(Error::function_failed(
-                    "function_load_failed",
-                    format!(
-                        "function '{}' did not finish loading within {} s",
-                        spec.function,
-                        spec.startup_timeout.as_secs()
-                    ),
-                ));
-            }
-        }
         tracing::debug!(
-            function = spec.function,
-            pid,
-            ms = started.elapsed().as_millis() as u64,
+            function = %spec.function,
+            pid = started.pid,
+            ms = clock.elapsed().as_millis() as u64,
             "worker ready"
         );
         Ok(Arc::new(Worker {
-            pid,
+            pid: started.pid,
             spec: spec.clone(),
             function: spec.function.clone(),
-            pipes: tokio::sync::Mutex::new(Pipes {
-                requests,
-                responses,
-            }),
-            broken,
-            exit_status,
+            broken: started.broken.clone(),
+            exit_status: started.exit_status.clone(),
+            process: tokio::sync::Mutex::new(started),
             next_request: AtomicU64::new(1),
         }))
     }
@@ -174,6 +254,75 @@ impl Worker {
         self.broken.store(true, Ordering::Release);
         if let Some(pid) = self.pid {
             minifaas_sandbox::kill_process_group(pid);
+        }
+    }
+}
+
+/// Generic idle workers of one language: started with no code, specialized on first
+/// use, replaced in the background. For runtimes that cannot fork safely (Node).
+pub(crate) struct Spares {
+    command: WorkerCommand,
+    label: String,
+    target: usize,
+    startup_timeout: Duration,
+    idle: std::sync::Mutex<Vec<Started>>,
+    starting: AtomicU64,
+}
+
+impl Spares {
+    pub(crate) fn new(
+        command: WorkerCommand,
+        label: &str,
+        target: usize,
+        startup_timeout: Duration,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            command,
+            label: label.to_owned(),
+            target,
+            startup_timeout,
+            idle: std::sync::Mutex::new(Vec::new()),
+            starting: AtomicU64::new(0),
+        })
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Started>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// An idle generic worker, if one is ready; starts replacements either way.
+    fn take(self: &Arc<Self>) -> Option<Started> {
+        let taken = {
+            let mut idle = self.idle();
+            idle.retain(Started::is_usable);
+            idle.pop()
+        };
+        self.refill();
+        taken
+    }
+
+    /// Starts generic workers in the background up to the target.
+    pub(crate) fn refill(self: &Arc<Self>) {
+        let have = self.idle().len() as u64 + self.starting.load(Ordering::Relaxed);
+        for _ in have..self.target as u64 {
+            self.starting.fetch_add(1, Ordering::Relaxed);
+            let spares = self.clone();
+            tokio::spawn(async move {
+                let started = match Started::spawn(&spares.command, &spares.label) {
+                    Ok(mut started) => started
+                        .await_ready(&spares.label, spares.startup_timeout, 64 * 1024)
+                        .await
+                        .map(|()| started),
+                    Err(err) => Err(err),
+                };
+                spares.starting.fetch_sub(1, Ordering::Relaxed);
+                match started {
+                    Ok(started) => spares.idle().push(started),
+                    Err(err) => tracing::warn!(%err, "could not start a generic worker"),
+                }
+            });
         }
     }
 }
@@ -193,7 +342,7 @@ impl Instance for Worker {
     async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse> {
         let spec = &self.spec;
         let request = &request;
-        let mut pipes = self.pipes.lock().await;
+        let mut process = self.process.lock().await;
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let deadline_ms = SystemTime::now()
             .checked_add(spec.timeout)
@@ -204,7 +353,7 @@ impl Instance for Worker {
             let Pipes {
                 requests,
                 responses,
-            } = &mut *pipes;
+            } = &mut process.pipes;
             write_request(requests, id, request, deadline_ms).await?;
             read_response(responses, spec.max_response_bytes).await
         };
@@ -245,13 +394,6 @@ impl Instance for Worker {
                 })
             }
         }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        // A worker nobody holds any more is stopped (its reaper collects it).
-        self.kill();
     }
 }
 

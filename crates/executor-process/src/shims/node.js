@@ -98,8 +98,30 @@ function encode(result) {
   return [status, Object.entries(out), data];
 }
 
+// A generic worker starts with no code: it says ready, then waits for a `load` frame
+// naming the code dir, the entry file and the environment (a cold start then costs only
+// the user's own module loading, not a Node start).
+function awaitLoad() {
+  const length = readExact(4).readUInt32BE(0);
+  const header = JSON.parse(readExact(length).toString('utf8'));
+  readExact(header.body_len || 0);
+  if (!header.load) {
+    send({ ready: false, error: 'expected a load frame' });
+    process.exit(1);
+  }
+  const { code_dir: codeDir, entry, env } = header.load;
+  for (const key of Object.keys(process.env)) delete process.env[key];
+  Object.assign(process.env, env || {});
+  process.chdir(codeDir);
+  return [codeDir, entry];
+}
+
 async function main() {
-  const [codeDir, entry] = process.argv.slice(2);
+  let [codeDir, entry] = process.argv.slice(2);
+  if (!codeDir) {
+    send({ ready: true });
+    [codeDir, entry] = awaitLoad();
+  }
   let handle;
   try {
     const mod = require(path.join(codeDir, entry));
