@@ -39,39 +39,41 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server.
+    /// Run the server. Settings: defaults, then --config FILE, then env and flags.
     Serve {
-        /// Address to listen on (port 0 picks a free port).
-        #[arg(long, env = "MINIFAAS_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: String,
-        /// Data directory: database, blobs, caches.
-        #[arg(long, env = "MINIFAAS_DATA", default_value = "data")]
-        data: PathBuf,
-        /// Invocations running at once, server-wide.
-        #[arg(long, env = "MINIFAAS_MAX_CONCURRENCY", default_value_t = 256)]
-        max_concurrency: usize,
-        /// Largest request body in bytes.
-        #[arg(long, env = "MINIFAAS_MAX_BODY", default_value_t = 6 * 1024 * 1024)]
-        max_body: usize,
-        /// Wall-clock limit of one build, in seconds.
-        #[arg(long, env = "MINIFAAS_BUILD_TIMEOUT", default_value_t = 120)]
-        build_timeout: u64,
-        /// Warm workers started per Python/JavaScript/PHP function (its default
-        /// `min_instances`).
-        #[arg(long, env = "MINIFAAS_WORKERS", default_value_t = 0)]
-        workers: usize,
+        /// TOML config file (see README).
+        #[arg(long, env = "MINIFAAS_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on (default 127.0.0.1:8080; port 0 picks a free port).
+        #[arg(long, env = "MINIFAAS_LISTEN")]
+        listen: Option<String>,
+        /// Data directory: database, blobs, caches (default ./data).
+        #[arg(long, env = "MINIFAAS_DATA")]
+        data: Option<PathBuf>,
+        /// Invocations running at once, server-wide (default 256).
+        #[arg(long, env = "MINIFAAS_MAX_CONCURRENCY")]
+        max_concurrency: Option<usize>,
+        /// Largest request body in bytes (default 6 MiB).
+        #[arg(long, env = "MINIFAAS_MAX_BODY")]
+        max_body: Option<usize>,
+        /// Wall-clock limit of one build, in seconds (default 120).
+        #[arg(long, env = "MINIFAAS_BUILD_TIMEOUT")]
+        build_timeout: Option<u64>,
+        /// Warm instances per function, its default `min_instances` (default 0).
+        #[arg(long, env = "MINIFAAS_WORKERS")]
+        workers: Option<usize>,
         /// Default balancing strategy: round-robin, fifo, least-loaded, weighted.
-        #[arg(long, env = "MINIFAAS_STRATEGY", default_value = "round-robin")]
-        strategy: String,
-        /// Default per-function queue length (requests waiting when all capacity is busy).
-        #[arg(long, env = "MINIFAAS_MAX_QUEUE", default_value_t = 100)]
-        max_queue: usize,
-        /// Default seconds an idle instance is kept above min_instances.
-        #[arg(long, env = "MINIFAAS_IDLE_TTL", default_value_t = 600.0)]
-        idle_ttl: f64,
-        /// Seconds a request may wait for a slot (queue and cold start) before 503.
-        #[arg(long, env = "MINIFAAS_MAX_WAIT", default_value_t = 10.0)]
-        max_wait: f64,
+        #[arg(long, env = "MINIFAAS_STRATEGY")]
+        strategy: Option<String>,
+        /// Default per-function queue length (default 100).
+        #[arg(long, env = "MINIFAAS_MAX_QUEUE")]
+        max_queue: Option<usize>,
+        /// Default seconds an idle instance is kept above min_instances (default 600).
+        #[arg(long, env = "MINIFAAS_IDLE_TTL")]
+        idle_ttl: Option<f64>,
+        /// Seconds a request may wait for a slot before 503 (default 10).
+        #[arg(long, env = "MINIFAAS_MAX_WAIT")]
+        max_wait: Option<f64>,
     },
     /// Deploy a source file (language from the extension); updates it if it exists.
     Deploy {
@@ -170,6 +172,7 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Serve {
+            config,
             listen,
             data,
             max_concurrency,
@@ -181,9 +184,6 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             idle_ttl,
             max_wait,
         } => {
-            if !(0.0..=604_800.0).contains(&idle_ttl) || !(0.001..=3600.0).contains(&max_wait) {
-                anyhow::bail!("--idle-ttl must be 0..604800 s and --max-wait 0.001..3600 s");
-            }
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_env("MINIFAAS_LOG").unwrap_or_else(
@@ -192,18 +192,21 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 )
                 .with_writer(std::io::stderr)
                 .init();
-            let config = minifaas_server::ServeConfig {
-                listen,
-                data_dir: data,
-                max_concurrency,
-                max_body_bytes: max_body,
-                build_timeout: Duration::from_secs(build_timeout),
-                workers,
-                strategy,
-                max_queue,
-                idle_ttl: Duration::from_secs_f64(idle_ttl),
-                max_queue_wait: Duration::from_secs_f64(max_wait),
-            };
+            let config = minifaas_server::ServeConfig::resolve(
+                config.as_deref(),
+                minifaas_server::ServeOverrides {
+                    listen,
+                    data_dir: data,
+                    max_concurrency,
+                    max_body_bytes: max_body,
+                    build_timeout_secs: build_timeout,
+                    workers,
+                    strategy,
+                    max_queue,
+                    idle_ttl_secs: idle_ttl,
+                    max_wait_secs: max_wait,
+                },
+            )?;
             let shutdown = CancellationToken::new();
             minifaas_server::cancel_on_signals(shutdown.clone())?;
             minifaas_server::serve(config, shutdown).await?;

@@ -21,7 +21,7 @@ use minifaas_registry::SqliteStore;
 use minifaas_scheduler::{Scheduler, SchedulerOptions, run_autoscaler};
 use tokio_util::sync::CancellationToken;
 
-pub use config::ServeConfig;
+pub use config::{ServeConfig, ServeOverrides};
 
 /// Runs the server until `shutdown` is cancelled. Prints `listening on http://ADDR`
 /// on stdout once the socket is bound (tests and scripts wait for that line).
@@ -90,6 +90,7 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
             strategy: config.strategy()?,
             max_queue: config.max_queue,
             idle_ttl: config.idle_ttl,
+            weights: config.weights,
             ..SchedulerOptions::default()
         },
     ));
