@@ -45,6 +45,7 @@ start() {
 
 ceiling=$(start "$data/hyper.log" "$target/examples/hyper_hello" 127.0.0.1:0)
 server=$(start "$data/minifaas.log" env MINIFAAS_LOG=warn "$minifaas" serve --listen 127.0.0.1:0 --data "$data/data")
+export MINIFAAS_KEY; MINIFAAS_KEY=$(cat "$data/data/admin.key")  # written on first start
 
 "$minifaas" --url "$server" deploy examples/hello.c --name hello >/dev/null
 printf 'def handle(request):\n    return "ok"\n' >"$data/noop.py"

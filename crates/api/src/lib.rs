@@ -193,3 +193,51 @@ pub struct InstanceStopped {
     pub ok: bool,
     pub instance: InstanceView,
 }
+
+/// `POST /keys`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    /// `invoke`, `manage`, `admin`.
+    pub scopes: Vec<String>,
+    /// Requests per second; absent means unlimited.
+    #[serde(default)]
+    pub rate_limit: Option<f64>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A key as listed: never its secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyView {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub rate_limit: Option<f64>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// The answer to `POST /keys`: the only time the secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedKey {
+    pub ok: bool,
+    /// The secret, for `Authorization: Bearer`.
+    pub key: String,
+    #[serde(flatten)]
+    pub view: KeyView,
+}
+
+/// `GET /keys`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyList {
+    pub ok: bool,
+    pub keys: Vec<KeyView>,
+}
+
+/// `DELETE /keys/:id`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyRevoked {
+    pub ok: bool,
+    pub id: String,
+}

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use minifaas_api::{
-    CreateFunctionRequest, Deleted, ErrorBody, FunctionList, FunctionView, UpdateFunctionRequest,
+    CreateFunctionRequest, CreateKeyRequest, CreatedKey, Deleted, ErrorBody, FunctionList,
+    FunctionView, KeyList, KeyRevoked, UpdateFunctionRequest,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value};
@@ -89,6 +90,7 @@ impl Client {
                 .await?;
                 println!("{}", serde_json::to_string_pretty(&view)?);
             }
+            Command::Keys { action } => self.keys(action).await?,
             Command::Rm { name } => {
                 let deleted: Deleted = json_or_error(
                     self.send(self.request(Method::DELETE, &format!("/functions/{name}")))
@@ -99,6 +101,59 @@ impl Client {
             }
         }
         Ok(ExitCode::SUCCESS)
+    }
+
+    async fn keys(&self, action: crate::KeysCommand) -> anyhow::Result<()> {
+        match action {
+            crate::KeysCommand::Create {
+                scopes,
+                rate_limit,
+                name,
+            } => {
+                let request = CreateKeyRequest {
+                    scopes,
+                    rate_limit,
+                    name,
+                };
+                let created: CreatedKey = json_or_error(
+                    self.send(self.request(Method::POST, "/keys").json(&request))
+                        .await?,
+                )
+                .await?;
+                println!("{}", created.key);
+                eprintln!(
+                    "created {} ({}); the secret above is not shown again",
+                    created.view.id,
+                    created.view.scopes.join(",")
+                );
+            }
+            crate::KeysCommand::Ls => {
+                let list: KeyList =
+                    json_or_error(self.send(self.request(Method::GET, "/keys")).await?).await?;
+                for key in list.keys {
+                    let rate = key
+                        .rate_limit
+                        .map(|r| format!("{r}/s"))
+                        .unwrap_or_else(|| "unlimited".into());
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        key.id,
+                        key.scopes.join(","),
+                        rate,
+                        key.name
+                    );
+                }
+            }
+            crate::KeysCommand::Rm { id } => {
+                let revoked: KeyRevoked = json_or_error(
+                    self.send(self.request(Method::DELETE, &format!("/keys/{id}")))
+                        .await?,
+                )
+                .await?;
+                println!("revoked {}", revoked.id);
+            }
+        }
+        Ok(())
     }
 
     async fn deploy(

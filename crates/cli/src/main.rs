@@ -74,6 +74,12 @@ enum Command {
         /// Seconds a request may wait for a slot before 503 (default 10).
         #[arg(long, env = "MINIFAAS_MAX_WAIT")]
         max_wait: Option<f64>,
+        /// Serve without API keys: local development only (refused off loopback).
+        #[arg(long)]
+        no_auth: bool,
+        /// The admin key's secret, instead of a generated one.
+        #[arg(long, env = "MINIFAAS_ADMIN_KEY", hide_env_values = true)]
+        admin_key: Option<String>,
     },
     /// Deploy a source file (language from the extension); updates it if it exists.
     Deploy {
@@ -145,10 +151,60 @@ enum Command {
     Get { name: String },
     /// Delete a function.
     Rm { name: String },
+    /// API keys (admin scope).
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; its secret is printed once.
+    Create {
+        /// invoke, manage or admin (repeat for several).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Requests per second this key may make.
+        #[arg(long)]
+        rate_limit: Option<f64>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List keys (never their secrets).
+    Ls,
+    /// Revoke a key at once.
+    Rm { id: String },
+}
+
+/// The key to send: `--key`, else `MINIFAAS_KEY`, else, for a server on this machine,
+/// the admin key it wrote to its data dir (`$MINIFAAS_DATA` or `./data`).
+fn resolve_key(key: Option<String>, url: &str) -> Option<String> {
+    if key.is_some() {
+        return key;
+    }
+    let host = reqwest::Url::parse(url).ok()?.host_str()?.to_owned();
+    let local = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !local {
+        return None;
+    }
+    let data = std::env::var_os("MINIFAAS_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("data"));
+    let text = std::fs::read_to_string(data.join("admin.key")).ok()?;
+    let key = text.trim();
+    (!key.is_empty()).then(|| key.to_owned())
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        cli.key = resolve_key(cli.key.take(), &cli.url);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -183,6 +239,8 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             max_queue,
             idle_ttl,
             max_wait,
+            no_auth,
+            admin_key,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -205,6 +263,8 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     max_queue,
                     idle_ttl_secs: idle_ttl,
                     max_wait_secs: max_wait,
+                    no_auth,
+                    admin_key,
                 },
             )?;
             let shutdown = CancellationToken::new();

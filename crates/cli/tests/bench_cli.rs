@@ -8,6 +8,7 @@ use serde_json::Value;
 fn minifaas(url: &str, args: &[&str]) -> (bool, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_minifaas"))
         .args(["--url", url])
+        .env("MINIFAAS_KEY", minifaas_test_support::ADMIN_KEY)
         .args(args)
         .output()
         .unwrap();

@@ -38,3 +38,58 @@ pub async fn call(server: &TestServer, name_and_path: &str, body: &str) -> (u16,
     let status = response.status().as_u16();
     (status, response.text().await.expect("reading the body"))
 }
+
+/// Sends `request` on a fresh connection and returns what the server answers.
+pub async fn raw_request(url: &str, key: &str, request: &str) -> String {
+    let request = with_key(request, key);
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("the server answers without waiting for the body")
+        .unwrap();
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
+/// Streams a chunked body of `total` bytes (ignoring write errors once the server has
+/// answered) and returns the answer.
+pub async fn chunked_request(url: &str, key: &str, path: &str, total: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = with_key(
+        &format!("POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        key,
+    );
+    let writing = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        let chunk = vec![b'x'; 65536];
+        for _ in 0..total / chunk.len() {
+            writer
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
+            writer.write_all(&chunk).await?;
+            writer.write_all(b"\r\n").await?;
+        }
+        writer.write_all(b"0\r\n\r\n").await
+    });
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(30), reader.read(&mut answer))
+        .await
+        .expect("an answer")
+        .unwrap();
+    writing.abort();
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
+/// `request` with an `Authorization: Bearer key` line after its request line (if `key`).
+fn with_key(request: &str, key: &str) -> String {
+    if key.is_empty() {
+        return request.to_owned();
+    }
+    request.replacen("\r\n", &format!("\r\nAuthorization: Bearer {key}\r\n"), 1)
+}

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{call, deploy_ok, example, server};
+use common::{call, chunked_request, deploy_ok, example, raw_request, server};
 use serde_json::{Value, json};
 
 fn hello_saying(text: &str) -> String {
@@ -264,13 +264,20 @@ async fn oversized_bodies_and_unknown_routes_get_json_errors() {
     // before anything is buffered.
     let raw = raw_request(
         &server.url,
+        minifaas_test_support::ADMIN_KEY,
         "POST /invoke/hello HTTP/1.1\r\nHost: x\r\nContent-Length: 7340032\r\n\r\n",
     )
     .await;
     assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
     assert!(raw.contains(r#""ok":false"#), "{raw}");
     // A chunked body, with no length announced, is cut off at the limit too.
-    let raw = chunked_request(&server.url, "/invoke/hello", 7 * 1024 * 1024).await;
+    let raw = chunked_request(
+        &server.url,
+        minifaas_test_support::ADMIN_KEY,
+        "/invoke/hello",
+        7 * 1024 * 1024,
+    )
+    .await;
     assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
     // The server is fine afterwards.
     assert_eq!(call(&server, "hello", "").await.0, 200);
@@ -306,6 +313,7 @@ async fn the_cli_deploys_invokes_lists_and_removes() {
     let run = |args: &[&str]| {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_minifaas"))
             .args(["--url", &server.url])
+            .env("MINIFAAS_KEY", minifaas_test_support::ADMIN_KEY)
             .args(args)
             .output()
             .unwrap();
@@ -339,47 +347,4 @@ async fn the_cli_deploys_invokes_lists_and_removes() {
     let (ok, _, err) = run(&["invoke", "hello"]);
     assert!(!ok);
     assert!(err.contains("function not found"), "{err}");
-}
-
-/// Sends `request` on a fresh connection and returns what the server answers.
-async fn raw_request(url: &str, request: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = url.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
-        .await
-        .expect("the server answers without waiting for the body")
-        .unwrap();
-    String::from_utf8_lossy(&answer[..n]).into_owned()
-}
-
-/// Streams a chunked body of `total` bytes (ignoring write errors once the server has
-/// answered) and returns the answer.
-async fn chunked_request(url: &str, path: &str, total: usize) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = url.trim_start_matches("http://");
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut reader, mut writer) = stream.into_split();
-    let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
-    let writing = tokio::spawn(async move {
-        writer.write_all(head.as_bytes()).await?;
-        let chunk = vec![b'x'; 65536];
-        for _ in 0..total / chunk.len() {
-            writer
-                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
-                .await?;
-            writer.write_all(&chunk).await?;
-            writer.write_all(b"\r\n").await?;
-        }
-        writer.write_all(b"0\r\n\r\n").await
-    });
-    let mut answer = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(30), reader.read(&mut answer))
-        .await
-        .expect("an answer")
-        .unwrap();
-    writing.abort();
-    String::from_utf8_lossy(&answer[..n]).into_owned()
 }

@@ -106,7 +106,6 @@ def handle(request):
         .client()
         .put(server.endpoint("/invoke/inspect/a/b?x=1&y=2"))
         .header("X-Test", "yes")
-        .header("Authorization", "Bearer not-for-functions")
         .body("plain")
         .send()
         .await

@@ -145,7 +145,6 @@ int main(void) {
     let response = server
         .client()
         .post(server.endpoint("/invoke/env"))
-        .header("Authorization", "Bearer secret-key")
         .send()
         .await
         .unwrap();

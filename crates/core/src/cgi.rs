@@ -2,8 +2,9 @@
 //! stdin and writes the response on stdout (WASI modules, script-mode functions).
 //!
 //! Request: `REQUEST_METHOD`, `PATH_INFO`, `QUERY_STRING`, `CONTENT_LENGTH`,
-//! `CONTENT_TYPE`, `HTTP_<HEADER>` and the usual CGI fixed variables. The platform's own
-//! credentials (`Authorization`) are never passed on.
+//! `CONTENT_TYPE`, `HTTP_<HEADER>` and the usual CGI fixed variables. Proxy credentials
+//! are never passed on; the platform's own key has been removed by the gateway, so an
+//! `Authorization` header that arrives here is the caller's own (a public webhook's).
 //!
 //! Response: stdout is the body; if it starts with a block of CGI header lines containing
 //! at least one of `Content-Type`, `Status` or `Location`, followed by a blank line, those
@@ -15,7 +16,7 @@ use bytes::Bytes;
 use crate::invocation::{InvokeRequest, InvokeResponse};
 
 /// Headers that never reach a function.
-const WITHHELD_HEADERS: [&str; 2] = ["authorization", "proxy-authorization"];
+const WITHHELD_HEADERS: [&str; 1] = ["proxy-authorization"];
 
 /// The CGI environment for one request to the function `name`.
 pub fn cgi_environment(name: &str, request: &InvokeRequest) -> Vec<(String, String)> {
@@ -169,7 +170,7 @@ mod tests {
             headers: vec![
                 ("content-type".into(), "application/json".into()),
                 ("x-request-id".into(), "7".into()),
-                ("authorization".into(), "Bearer secret".into()),
+                ("proxy-authorization".into(), "Basic secret".into()),
             ],
             body: Bytes::from_static(b"{}"),
         };

@@ -23,6 +23,10 @@ pub struct FunctionConfig {
     pub memory_mb: u64,
     /// Environment variables the function sees.
     pub environment: BTreeMap<String, String>,
+    /// Invocable without an API key (a webhook); managing it still needs one.
+    pub public: bool,
+    /// Invocations per second this function accepts, from all callers together.
+    pub rate_limit: Option<f64>,
     /// Keys this version of the platform does not interpret, kept as sent.
     pub extra: Map<String, Value>,
 }
@@ -33,6 +37,8 @@ impl Default for FunctionConfig {
             timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS),
             memory_mb: DEFAULT_MEMORY_MB,
             environment: BTreeMap::new(),
+            public: false,
+            rate_limit: None,
             extra: Map::new(),
         }
     }
@@ -56,6 +62,24 @@ impl FunctionConfig {
                 "timeout" => config.timeout = parse_timeout(value)?,
                 "memory" => config.memory_mb = parse_memory_value(value)?,
                 "environment" => config.environment = parse_environment(value)?,
+                "public" => {
+                    config.public = value.as_bool().ok_or_else(|| {
+                        invalid(format!("public must be true or false, got {value}"))
+                    })?
+                }
+                "rate_limit" => {
+                    config.rate_limit = match value {
+                        Value::Null => None,
+                        _ => crate::auth::validate_rate_limit(Some(
+                            value.as_f64().unwrap_or(f64::NAN),
+                        ))
+                        .map_err(|_| {
+                            invalid(format!(
+                                "rate_limit must be a positive number of invocations per second, got {value}"
+                            ))
+                        })?,
+                    }
+                }
                 _ => {
                     config.extra.insert(key.clone(), value.clone());
                 }
@@ -75,6 +99,10 @@ impl FunctionConfig {
         };
         object.insert("timeout".into(), timeout);
         object.insert("memory".into(), Value::from(self.memory_mb));
+        object.insert("public".into(), Value::from(self.public));
+        if let Some(rate) = self.rate_limit {
+            object.insert("rate_limit".into(), Value::from(rate));
+        }
         object.insert(
             "environment".into(),
             Value::Object(

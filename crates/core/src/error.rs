@@ -40,6 +40,8 @@ pub struct Error {
     pub code: &'static str,
     /// A sentence the user can act on (for `Platform`, the internal detail to log).
     pub message: String,
+    /// For `Overloaded`: when trying again may succeed (seconds, at least 1).
+    pub retry_after_secs: Option<u64>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -50,7 +52,14 @@ impl Error {
             kind,
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
+    }
+
+    /// This error with a `Retry-After` hint.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs.max(1));
+        self
     }
 
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {

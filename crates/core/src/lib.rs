@@ -7,6 +7,7 @@
 //!   fault it is (caller, function, overload, timeout, platform); the gateway alone maps
 //!   kinds to HTTP statuses.
 
+pub mod auth;
 pub mod cgi;
 pub mod config;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod function;
 pub mod invocation;
 pub mod traits;
 
+pub use auth::{KeyRecord, Scope, Scopes};
 pub use config::{FunctionConfig, parse_memory_mb};
 pub use error::{Error, ErrorKind, Result};
 pub use function::{
@@ -22,6 +24,6 @@ pub use function::{
 };
 pub use invocation::{InstanceInfo, InstanceState, InvokeRequest, InvokeResponse};
 pub use traits::{
-    Builder, Executor, Instance, InstanceDefaults, Invoker, NewVersion, PreparedFunction,
-    PreparedVersion, SharedInstance, Store, load_stored_version,
+    Builder, Executor, FunctionAccess, Instance, InstanceDefaults, Invoker, KeyStore, NewVersion,
+    PreparedFunction, PreparedVersion, SharedInstance, Store, load_stored_version,
 };

@@ -7,10 +7,27 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::auth::KeyRecord;
 use crate::config::FunctionConfig;
 use crate::error::{Error, Result};
 use crate::function::{Artifact, ArtifactKind, FunctionName, FunctionRecord, Lang, VersionRecord};
 use crate::invocation::{InstanceInfo, InvokeRequest, InvokeResponse};
+
+/// The part of a function's config the gateway enforces before invoking it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FunctionAccess {
+    pub public: bool,
+    pub rate_limit: Option<f64>,
+}
+
+impl FunctionAccess {
+    pub fn of(config: &FunctionConfig) -> Self {
+        Self {
+            public: config.public,
+            rate_limit: config.rate_limit,
+        }
+    }
+}
 
 /// A new version to store: the upload and what the build made of it.
 #[derive(Debug, Clone)]
@@ -50,6 +67,19 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_function(&self, name: &FunctionName) -> Result<bool>;
     /// The bytes of a blob by its sha256.
     async fn get_blob(&self, sha256: &str) -> Result<Bytes>;
+}
+
+/// The API keys (hashed; the registry never sees a secret).
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Stores a new key. `Conflict` if its id or hash exists.
+    async fn create_key(&self, key: KeyRecord) -> Result<()>;
+    /// Every key, oldest first.
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>>;
+    /// The key whose secret hashes to `hash`.
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>>;
+    /// Revokes a key. Returns whether it existed.
+    async fn delete_key(&self, id: &str) -> Result<bool>;
 }
 
 /// Turns an upload into an artifact, sandboxed and time-limited.
@@ -142,6 +172,8 @@ pub struct PreparedVersion {
 pub trait Invoker: Send + Sync + 'static {
     /// The name of the serving function called `name_or_id` (a name or a seed id).
     fn resolve(&self, name_or_id: &str) -> Option<FunctionName>;
+    /// Who may call the serving version of `name` and how often (from its config).
+    fn access(&self, name: &FunctionName) -> Option<FunctionAccess>;
     /// Runs one invocation of the function's current version.
     async fn invoke(&self, name: &FunctionName, request: InvokeRequest) -> Result<InvokeResponse>;
     /// Loads a version with the executor for its artifact (validating it).

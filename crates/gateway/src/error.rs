@@ -47,6 +47,7 @@ impl IntoResponse for ApiError {
             kind,
             code,
             message,
+            retry_after_secs,
         } = self.0;
         let status = status_of(kind);
         let message = if kind == ErrorKind::Platform {
@@ -58,9 +59,10 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, body(message, code)).into_response();
         if matches!(kind, ErrorKind::Overloaded | ErrorKind::Unavailable) {
+            let secs = retry_after_secs.unwrap_or(1);
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

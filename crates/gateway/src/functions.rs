@@ -235,7 +235,15 @@ pub(crate) async fn invoke(
             _ => {}
         }
     }
-    let name = FunctionName::parse(name).map_err(|_| Error::function_not_found())?;
+    let name = FunctionName::parse(name).ok();
+    let access = name.as_ref().and_then(|n| state.invoker.access(n));
+    state
+        .auth
+        .authorize_invoke(&headers, name.as_ref(), access)
+        .await?;
+    let name = name.ok_or_else(Error::function_not_found)?;
+    let mut headers = headers;
+    crate::auth::strip_platform_credentials(&mut headers, access);
     let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
     let path = format!("/{rest}");
     let request = invoke_request(&method, &path, &uri, &headers, bytes);

@@ -3,6 +3,9 @@
 //! [`router`] builds every endpoint on an [`AppState`] of trait objects (`dyn Store`,
 //! `dyn Builder`, `dyn Invoker`): the gateway never touches SQL, wasmtime or processes.
 //!
+//! - `auth.rs`: API keys, scopes and rate limits; each route group below names the scope
+//!   it needs, and the invoke handlers ask [`Auth::authorize_invoke`] (public functions);
+//! - `keys.rs`: `/keys` (admin);
 //! - `error.rs`: the one mapping from [`minifaas_core::ErrorKind`] to an HTTP status and
 //!   the JSON error body; a platform fault's detail goes to the log, never to the client;
 //! - `body.rs`: reading bodies under the size limit (413 before buffering past it);
@@ -11,19 +14,25 @@
 //! - `instances.rs`: `/instances` (list, drain one);
 //! - `seed.rs`: the seed API (`/deploy`, `/invoke?fn=`, `/function/:name`).
 
+mod auth;
 mod body;
 mod deploy;
 mod error;
 mod functions;
 mod instances;
+mod keys;
 mod seed;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{any, get, post};
-use minifaas_core::{Builder, Invoker, Store};
+use axum::extract::{Request, State};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, delete, get, post};
+use minifaas_core::{Builder, Invoker, Scope, Store};
 
+pub use auth::{Auth, AuthMode, new_secret};
 pub use error::ApiError;
 
 /// Limits on what clients send.
@@ -50,18 +59,36 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub builder: Arc<dyn Builder>,
     pub invoker: Arc<dyn Invoker>,
+    pub auth: Arc<Auth>,
     pub limits: GatewayLimits,
 }
 
-/// Every endpoint of the platform.
+async fn require(state: &AppState, scope: Scope, request: Request, next: Next) -> Response {
+    match state.auth.require(request.headers(), scope).await {
+        Ok(_) => next.run(request).await,
+        Err(err) => ApiError(err).into_response(),
+    }
+}
+
+async fn manage_scope(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    require(&state, Scope::Manage, request, next).await
+}
+
+async fn admin_scope(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    require(&state, Scope::Admin, request, next).await
+}
+
+/// Every endpoint of the platform, grouped by the scope it needs.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    // No key: health. Invocations check their own (a public function needs none).
+    let open = Router::new()
         .route("/health", get(functions::health))
-        // Seed API.
-        .route("/deploy", post(seed::deploy))
         .route("/invoke", post(seed::invoke))
+        .route("/invoke/{name}", any(functions::invoke))
+        .route("/invoke/{name}/{*rest}", any(functions::invoke));
+    let manage = Router::new()
+        .route("/deploy", post(seed::deploy))
         .route("/function/{name}", get(seed::get_function))
-        // Main API.
         .route("/functions", get(functions::list).post(functions::create))
         .route(
             "/functions/{name}",
@@ -71,9 +98,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/functions/{name}/code", get(functions::code))
         .route("/instances", get(instances::list))
-        .route("/instances/{id}", axum::routing::delete(instances::stop))
-        .route("/invoke/{name}", any(functions::invoke))
-        .route("/invoke/{name}/{*rest}", any(functions::invoke))
+        .route("/instances/{id}", delete(instances::stop))
+        .route_layer(from_fn_with_state(state.clone(), manage_scope));
+    let admin = Router::new()
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{id}", delete(keys::revoke))
+        .route_layer(from_fn_with_state(state.clone(), admin_scope));
+    Router::new()
+        .merge(open)
+        .merge(manage)
+        .merge(admin)
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

@@ -12,7 +12,7 @@ use minifaas_api::{
     SeedDeployQuery, SeedDeployRequest, SeedDeployResponse, SeedFunctionView, SeedInvokeQuery,
     SeedInvokeResponse,
 };
-use minifaas_core::Error;
+use minifaas_core::{Error, Scope};
 use serde_json::Value;
 
 use crate::AppState;
@@ -81,16 +81,23 @@ pub(crate) async fn invoke(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<SeedInvokeResponse>> {
-    let key = query.function.ok_or_else(|| {
-        Error::invalid(
+    let Some(key) = query.function else {
+        state.auth.require(&headers, Scope::Invoke).await?;
+        return Err(Error::invalid(
             "missing_fn",
             "add ?fn=<function id or name> to the invoke URL",
         )
-    })?;
-    let name = state
-        .invoker
-        .resolve(&key)
-        .ok_or_else(Error::function_not_found)?;
+        .into());
+    };
+    let name = state.invoker.resolve(&key);
+    let access = name.as_ref().and_then(|n| state.invoker.access(n));
+    state
+        .auth
+        .authorize_invoke(&headers, name.as_ref(), access)
+        .await?;
+    let name = name.ok_or_else(Error::function_not_found)?;
+    let mut headers = headers;
+    crate::auth::strip_platform_credentials(&mut headers, access);
     let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
     // The function sees the request without the seed API's own query string.
     let request = invoke_request(&method, "/", &Uri::from_static("/"), &headers, bytes);

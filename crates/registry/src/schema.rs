@@ -24,6 +24,15 @@ const MIGRATIONS: &[&str] = &[
         created_at      INTEGER NOT NULL,
         PRIMARY KEY (name, version)
     );",
+    // 2: API keys, stored by the SHA-256 of their secret.
+    "CREATE TABLE api_keys (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        hash        TEXT NOT NULL UNIQUE,
+        scopes      TEXT NOT NULL,
+        rate_limit  REAL,
+        created_at  INTEGER NOT NULL
+    );",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use minifaas_core::{
-    ArtifactKind, Error, FunctionConfig, FunctionName, FunctionRecord, Lang, NewVersion, Result,
-    Store, VersionRecord,
+    ArtifactKind, Error, FunctionConfig, FunctionName, FunctionRecord, KeyRecord, KeyStore, Lang,
+    NewVersion, Result, Scopes, Store, VersionRecord,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -306,6 +306,96 @@ impl Store for SqliteStore {
     }
 }
 
+fn read_key(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<KeyRecord>> {
+    let scopes: String = row.get(3)?;
+    let record = (
+        row.get::<_, String>(0)?,
+        row.get::<_, String>(1)?,
+        row.get::<_, String>(2)?,
+        row.get::<_, Option<f64>>(4)?,
+        row.get::<_, i64>(5)?,
+    );
+    Ok(Scopes::from_joined(&scopes).map(|scopes| KeyRecord {
+        id: record.0,
+        name: record.1,
+        hash: record.2,
+        scopes,
+        rate_limit: record.3,
+        created_at: record.4,
+    }))
+}
+
+const SELECT_KEY: &str = "SELECT id, name, hash, scopes, rate_limit, created_at FROM api_keys";
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn create_key(&self, key: KeyRecord) -> Result<()> {
+        self.with(move |inner| {
+            let inserted = inner.conn.execute(
+                "INSERT INTO api_keys (id, name, hash, scopes, rate_limit, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                params![
+                    key.id,
+                    key.name,
+                    key.hash,
+                    key.scopes.joined(),
+                    key.rate_limit,
+                    key.created_at
+                ],
+            );
+            match inserted.map_err(db_err)? {
+                0 => Err(Error::new(
+                    minifaas_core::ErrorKind::Conflict,
+                    "key_exists",
+                    "a key with this id or secret already exists",
+                )),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>> {
+        self.with(|inner| {
+            let sql = format!("{SELECT_KEY} ORDER BY created_at, id");
+            let mut stmt = inner.conn.prepare(&sql).map_err(db_err)?;
+            let rows = stmt
+                .query_map([], read_key)
+                .map_err(db_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db_err)?;
+            rows.into_iter().collect()
+        })
+        .await
+    }
+
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>> {
+        let hash = hash.to_owned();
+        self.with(move |inner| {
+            let sql = format!("{SELECT_KEY} WHERE hash = ?1");
+            inner
+                .conn
+                .query_row(&sql, [hash], read_key)
+                .optional()
+                .map_err(db_err)?
+                .transpose()
+        })
+        .await
+    }
+
+    async fn delete_key(&self, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        self.with(move |inner| {
+            let deleted = inner
+                .conn
+                .execute("DELETE FROM api_keys WHERE id = ?1", [id])
+                .map_err(db_err)?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,5 +464,27 @@ mod tests {
         assert_eq!(list[0].0.name.as_str(), "b");
         let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
         assert_eq!(blobs, 1, "only b's blob is left");
+    }
+
+    #[tokio::test]
+    async fn keys_are_stored_by_hash_and_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let key = KeyRecord {
+            id: "key_1".into(),
+            name: "ci".into(),
+            scopes: Scopes::parse(&["invoke"]).unwrap(),
+            rate_limit: Some(5.0),
+            hash: minifaas_core::auth::key_hash("mfk_secret"),
+            created_at: 1,
+        };
+        store.create_key(key.clone()).await.unwrap();
+        assert!(store.create_key(key.clone()).await.is_err());
+        let found = store.key_by_hash(&key.hash).await.unwrap();
+        assert_eq!(found.as_ref(), Some(&key));
+        assert_eq!(store.list_keys().await.unwrap(), vec![key.clone()]);
+        assert!(store.delete_key("key_1").await.unwrap());
+        assert!(!store.delete_key("key_1").await.unwrap());
+        assert_eq!(store.key_by_hash(&key.hash).await.unwrap(), None);
     }
 }

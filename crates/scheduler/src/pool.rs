@@ -88,6 +88,8 @@ struct PoolState {
 pub(crate) struct Pool {
     pub name: FunctionName,
     pub version: u32,
+    /// Who may call this version, and how often (the gateway enforces it).
+    pub access: minifaas_core::FunctionAccess,
     function: Arc<dyn PreparedFunction>,
     pub settings: PoolSettings,
     weights: Weights,
@@ -115,6 +117,10 @@ impl Pool {
         Self {
             name,
             version,
+            access: minifaas_core::FunctionAccess {
+                public: false,
+                rate_limit: None,
+            },
             function,
             settings,
             weights,
@@ -122,6 +128,12 @@ impl Pool {
             freed: Notify::new(),
             next: AtomicUsize::new(0),
         }
+    }
+
+    /// This pool with the access rules of its version's config.
+    pub(crate) fn with_access(mut self, access: minifaas_core::FunctionAccess) -> Self {
+        self.access = access;
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, PoolState> {

@@ -117,6 +117,10 @@ impl Invoker for Scheduler {
         table.by_id.get(name_or_id).cloned()
     }
 
+    fn access(&self, name: &FunctionName) -> Option<minifaas_core::FunctionAccess> {
+        self.table().by_name.get(name).map(|(_, pool)| pool.access)
+    }
+
     async fn invoke(&self, name: &FunctionName, request: InvokeRequest) -> Result<InvokeResponse> {
         self.invoke_measured(name, request).await?.response
     }
@@ -160,13 +164,16 @@ impl Invoker for Scheduler {
                 return;
             }
         };
-        let pool = Arc::new(Pool::new(
-            name.clone(),
-            number,
-            version.function.clone(),
-            settings,
-            self.options.weights,
-        ));
+        let pool = Arc::new(
+            Pool::new(
+                name.clone(),
+                number,
+                version.function.clone(),
+                settings,
+                self.options.weights,
+            )
+            .with_access(minifaas_core::FunctionAccess::of(&version.config)),
+        );
         {
             let mut table = self
                 .routes

@@ -34,6 +34,10 @@ pub struct ServeConfig {
     pub idle_ttl: Duration,
     /// The weighted strategy's weights and EMA factor.
     pub weights: Weights,
+    /// Serve without API keys (local development; loopback addresses only).
+    pub no_auth: bool,
+    /// The admin key's secret, instead of a generated one (`MINIFAAS_ADMIN_KEY`).
+    pub admin_key: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -50,6 +54,8 @@ impl Default for ServeConfig {
             max_queue: 100,
             idle_ttl: Duration::from_secs(600),
             weights: Weights::default(),
+            no_auth: false,
+            admin_key: None,
         }
     }
 }
@@ -67,6 +73,8 @@ pub struct ServeOverrides {
     pub max_queue: Option<usize>,
     pub idle_ttl_secs: Option<f64>,
     pub max_wait_secs: Option<f64>,
+    pub no_auth: bool,
+    pub admin_key: Option<String>,
 }
 
 /// The config file (TOML). Unknown keys are an error: a typo must not pass silently.
@@ -79,6 +87,8 @@ struct FileConfig {
     max_body: Option<usize>,
     build_timeout: Option<u64>,
     workers: Option<usize>,
+    #[serde(default)]
+    no_auth: bool,
     #[serde(default)]
     scheduler: FileScheduler,
 }
@@ -161,6 +171,8 @@ impl ServeConfig {
         if let Some(v) = overrides.max_wait_secs.or(sched.max_wait) {
             config.max_queue_wait = seconds(v, "max_wait", 0.001..=3600.0)?;
         }
+        config.no_auth = overrides.no_auth || from_file.no_auth;
+        config.admin_key = overrides.admin_key.filter(|k| !k.is_empty());
         if let Some(w) = sched.weights {
             config.weights = Weights {
                 cpu: w.cpu,
@@ -191,6 +203,17 @@ impl ServeConfig {
                 self.listen
             )
         })?;
+        if self.no_auth && !listen.ip().is_loopback() {
+            bail!(
+                "--no-auth serves every endpoint, deploy included, to anyone who can connect: \
+                 it is only allowed on a loopback address, not {listen}"
+            );
+        }
+        if let Some(key) = &self.admin_key
+            && (key.len() < 16 || key.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            bail!("MINIFAAS_ADMIN_KEY must be at least 16 characters, without spaces");
+        }
         if self.max_concurrency == 0 {
             bail!("max_concurrency must be at least 1");
         }
@@ -226,6 +249,24 @@ mod tests {
             ..ServeConfig::default()
         };
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn no_auth_is_refused_off_loopback() {
+        let open = ServeConfig {
+            listen: "0.0.0.0:8080".into(),
+            no_auth: true,
+            ..ServeConfig::default()
+        };
+        assert!(open.validate().is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let local = ServeConfig {
+            listen: "127.0.0.1:0".into(),
+            no_auth: true,
+            data_dir: dir.path().to_owned(),
+            ..ServeConfig::default()
+        };
+        assert!(local.validate().is_ok());
     }
 
     #[test]

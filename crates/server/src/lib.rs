@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use minifaas_build::{BuildOptions, CompilerBuilder, Toolchain, Toolchains};
-use minifaas_core::{Executor, Invoker, Store, load_stored_version};
+use minifaas_core::{Executor, Invoker, KeyStore, Scope, Scopes, Store, load_stored_version};
 use minifaas_executor_process::{Interpreters, ProcessExecutor, ProcessOptions};
 use minifaas_executor_wasm::{EngineOptions, WasmExecutor};
-use minifaas_gateway::{AppState, GatewayLimits};
+use minifaas_gateway::{AppState, Auth, AuthMode, GatewayLimits};
 use minifaas_registry::SqliteStore;
 use minifaas_scheduler::{Scheduler, SchedulerOptions, run_autoscaler};
 use tokio_util::sync::CancellationToken;
@@ -30,7 +30,18 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
     let data_dir = config.data_dir.clone();
     let cache_dir = data_dir.join("cache");
 
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data_dir)?);
+    let registry = Arc::new(SqliteStore::open(&data_dir)?);
+    let store: Arc<dyn Store> = registry.clone();
+    let keys: Arc<dyn KeyStore> = registry;
+    let auth = Arc::new(Auth::new(
+        keys,
+        if config.no_auth {
+            AuthMode::Disabled
+        } else {
+            AuthMode::Required
+        },
+    ));
+    bootstrap_admin_key(&auth, &config).await?;
 
     for primitive in minifaas_sandbox::isolation_report() {
         if !primitive.applied {
@@ -103,6 +114,7 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         store,
         builder,
         invoker,
+        auth,
         limits: GatewayLimits {
             max_body_bytes: config.max_body_bytes,
             max_source_bytes: config.max_body_bytes,
@@ -128,6 +140,60 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
     let _ = autoscaler.await;
     tracing::info!("minifaas stopped");
     Ok(())
+}
+
+/// Makes sure an admin can get in: `MINIFAAS_ADMIN_KEY` is stored as an admin key; else,
+/// when no key exists at all (first start), one is generated, written to
+/// `<data>/admin.key` (mode 0600) and printed once on stdout.
+async fn bootstrap_admin_key(auth: &Auth, config: &ServeConfig) -> anyhow::Result<()> {
+    if auth.mode() == AuthMode::Disabled {
+        tracing::warn!("--no-auth: every endpoint, deploy included, is open to this machine");
+        return Ok(());
+    }
+    let admin = Scopes::new([Scope::Admin]);
+    if let Some(secret) = &config.admin_key {
+        if auth
+            .ensure_key("admin (MINIFAAS_ADMIN_KEY)".into(), admin, secret)
+            .await?
+        {
+            tracing::info!("stored the admin key given by MINIFAAS_ADMIN_KEY");
+        }
+        return Ok(());
+    }
+    if auth.has_keys().await? {
+        return Ok(());
+    }
+    let (record, secret) = auth.create_key("admin".into(), admin, None).await?;
+    let path = config.data_dir.join("admin.key");
+    write_secret_file(&path, &secret)
+        .with_context(|| format!("writing the admin key to {}", path.display()))?;
+    tracing::info!(key = %record.id, path = %path.display(), "created the first admin key");
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "admin key (shown once; also in {}): {secret}",
+        path.display()
+    )?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Writes `secret` to a file only its owner may read, created that way (no window in
+/// which another user could open it).
+fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An older file keeps its mode through open(): set it.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    writeln!(file, "{secret}")?;
+    file.sync_all()
 }
 
 /// Loads every stored function through the deploy path's `prepare` + `activate`. A

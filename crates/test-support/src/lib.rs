@@ -10,10 +10,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// The admin key every [`TestServer`] is started with (`MINIFAAS_ADMIN_KEY`), unless
+/// started with [`TestServer::start_without_admin_key`].
+pub const ADMIN_KEY: &str = "mfk_test_admin_0123456789abcdef";
+
 pub struct TestServer {
     binary: PathBuf,
     data: tempfile::TempDir,
     extra_args: Vec<String>,
+    admin_key: Option<String>,
     child: Option<Child>,
     /// `http://127.0.0.1:PORT`
     pub url: String,
@@ -27,14 +32,24 @@ impl TestServer {
 
     /// As [`TestServer::start`], with extra `serve` arguments.
     pub fn start_with(binary: impl AsRef<Path>, extra_args: &[&str]) -> Self {
+        Self::start_inner(binary.as_ref(), extra_args, Some(ADMIN_KEY))
+    }
+
+    /// Starts a server that must create its own first admin key (in `admin.key`).
+    pub fn start_without_admin_key(binary: impl AsRef<Path>, extra_args: &[&str]) -> Self {
+        Self::start_inner(binary.as_ref(), extra_args, None)
+    }
+
+    fn start_inner(binary: &Path, extra_args: &[&str], admin_key: Option<&str>) -> Self {
         let data = tempfile::Builder::new()
             .prefix("minifaas-test-")
             .tempdir()
             .expect("creating a temp data dir");
         let mut server = Self {
-            binary: binary.as_ref().to_owned(),
+            binary: binary.to_owned(),
             data,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            admin_key: admin_key.map(str::to_owned),
             child: None,
             url: String::new(),
         };
@@ -43,7 +58,12 @@ impl TestServer {
     }
 
     fn spawn(&mut self) {
-        let mut child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        command.env_remove("MINIFAAS_ADMIN_KEY");
+        if let Some(key) = &self.admin_key {
+            command.env("MINIFAAS_ADMIN_KEY", key);
+        }
+        let mut child = command
             .arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -123,11 +143,42 @@ impl TestServer {
         self.spawn();
     }
 
+    /// A client that sends the admin key with every request.
     pub fn client(&self) -> reqwest::Client {
+        let key = self
+            .admin_key
+            .clone()
+            .or_else(|| self.generated_admin_key())
+            .unwrap_or_default();
+        self.client_with_key(&key)
+    }
+
+    /// A client that sends `key` as its bearer token (none if empty).
+    pub fn client_with_key(&self, key: &str) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if !key.is_empty() {
+            let value = format!("Bearer {key}")
+                .parse()
+                .expect("a key is a valid header value");
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
+            .default_headers(headers)
             .build()
             .expect("building an HTTP client")
+    }
+
+    /// A client without any key.
+    pub fn anonymous_client(&self) -> reqwest::Client {
+        self.client_with_key("")
+    }
+
+    /// The admin key the server wrote to its data dir on first start, if it did.
+    pub fn generated_admin_key(&self) -> Option<String> {
+        std::fs::read_to_string(self.data.path().join("admin.key"))
+            .ok()
+            .map(|s| s.trim().to_owned())
     }
 
     pub fn endpoint(&self, path: &str) -> String {
