@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use minifaas_core::{Artifact, ArtifactKind, Builder, Error, FunctionConfig, Lang, Result};
-use minifaas_sandbox::{Limits, SandboxedCommand};
+use minifaas_sandbox::{Isolation, Limits, SandboxedCommand};
 
 use crate::toolchain::{Toolchain, Toolchains};
 
@@ -42,6 +42,11 @@ pub struct CompilerBuilder {
 }
 
 const WASM_MAGIC: &[u8] = b"\0asm";
+
+/// Memory one build (compiler, linker, installer and their children) may use.
+pub(crate) const BUILD_MEMORY_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// Processes and threads one build may have.
+pub(crate) const BUILD_MAX_PROCESSES: u64 = 256;
 
 impl CompilerBuilder {
     /// `cache_dir` is derived state (build scratch space and the Go build cache).
@@ -151,8 +156,24 @@ impl CompilerBuilder {
                 return Err(Error::platform(format!("compile called for {lang}")));
             }
         };
+        // The compiler sees its own installation and this build's directory (and Go its
+        // build cache); no network, nothing of the host's /etc, the data dir or /root.
+        let program = match lang {
+            Lang::C => self.require(&self.toolchains.c, lang)?,
+            Lang::Rust => self.require(&self.toolchains.rust, lang)?,
+            _ => self.require(&self.toolchains.go, lang)?,
+        };
+        let mut isolation = Isolation::new()
+            .runtime(program)
+            .writable(dir.path())
+            .memory(BUILD_MEMORY_BYTES)
+            .processes(BUILD_MAX_PROCESSES);
+        if lang == Lang::Go {
+            isolation = isolation.writable(&self.go_cache);
+        }
         let outcome = command
             .limits(limits)
+            .isolate(isolation)
             .run()
             .await
             .map_err(|e| Error::platform_ctx(&format!("starting the {lang} compiler"), e))?;
@@ -160,6 +181,12 @@ impl CompilerBuilder {
             return Err(Error::build_failed(format!(
                 "the {lang} build did not finish within {} s",
                 self.options.time_limit.as_secs()
+            )));
+        }
+        if outcome.oom_killed {
+            return Err(Error::build_failed(format!(
+                "the {lang} build ran out of memory (limit {} MiB)",
+                BUILD_MEMORY_BYTES >> 20
             )));
         }
         let diagnostics = diagnostics_text(&outcome.stderr, &outcome.stdout, dir.path());

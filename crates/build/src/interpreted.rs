@@ -6,7 +6,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use minifaas_core::{Error, FunctionConfig, Lang, Result};
-use minifaas_sandbox::{Limits, SandboxedCommand};
+use minifaas_sandbox::{Isolation, Limits, SandboxedCommand};
 use serde_json::Value;
 
 /// Environment variables an installer may need to reach its registry (operator settings,
@@ -153,12 +153,25 @@ pub(crate) async fn build_code_dir(
         Some(dir) => format!("{}:/usr/bin:/bin", dir.display()),
         None => "/usr/bin:/bin".into(),
     };
-    let base = |program: &Path| {
+    // The checker and the installer see their own runtime and this build's code and
+    // home directories (writable); only the installer gets the network.
+    let base_with = |program: &Path, network: bool| {
         SandboxedCommand::new(program, &code_dir)
             .env("PATH", &path_env)
             .env("HOME", &home)
             .env("LANG", "C.UTF-8")
+            .isolate(
+                Isolation::new()
+                    .runtime(program)
+                    .runtime(interpreter)
+                    .writable(&code_dir)
+                    .writable(&home)
+                    .network(network)
+                    .memory(crate::compile::BUILD_MEMORY_BYTES)
+                    .processes(crate::compile::BUILD_MAX_PROCESSES),
+            )
     };
+    let base = |program: &Path| base_with(program, false);
 
     // 1. Syntax.
     let check = match lang {
@@ -190,7 +203,7 @@ pub(crate) async fn build_code_dir(
     let specs = dependencies(config)?;
     if !specs.is_empty() {
         let install = match lang {
-            Lang::Python => with_installer_env(base(interpreter))
+            Lang::Python => with_installer_env(base_with(interpreter, true))
                 .args([
                     "-I",
                     "-m",
@@ -211,7 +224,7 @@ pub(crate) async fn build_code_dir(
                         "this server cannot install JavaScript dependencies: npm is not installed",
                     )
                 })?;
-                with_installer_env(base(npm))
+                with_installer_env(base_with(npm, true))
                     .args([
                         "install",
                         "--prefix",

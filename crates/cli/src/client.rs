@@ -48,7 +48,10 @@ impl Client {
 
     pub(crate) async fn run(&self, command: Command) -> anyhow::Result<ExitCode> {
         match command {
-            Command::Serve { .. } | Command::Bench { .. } | Command::LoadInjector { .. } => {
+            Command::Serve { .. }
+            | Command::Bench { .. }
+            | Command::LoadInjector { .. }
+            | Command::CheckSystem { .. } => {
                 unreachable!("handled by main")
             }
             Command::Deploy {

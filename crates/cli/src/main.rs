@@ -151,6 +151,13 @@ enum Command {
     Get { name: String },
     /// Delete a function.
     Rm { name: String },
+    /// What this machine gives the sandbox (each primitive, its cold-start cost) and
+    /// which language toolchains are installed.
+    CheckSystem {
+        /// Runs per measurement.
+        #[arg(long, default_value_t = 20)]
+        rounds: u32,
+    },
     /// API keys (admin scope).
     Keys {
         #[command(subcommand)]
@@ -201,7 +208,24 @@ fn resolve_key(key: Option<String>, url: &str) -> Option<String> {
 }
 
 fn main() -> std::process::ExitCode {
+    // Started by the server as its own sandbox helper: do that and nothing else (no
+    // argument parsing, no runtime, no threads).
+    if let Some(status) = minifaas_sandbox::run_if_helper() {
+        std::process::exit(status);
+    }
     let mut cli = Cli::parse();
+    if let Command::CheckSystem { rounds } = cli.command {
+        return match minifaas_server::check_system(rounds) {
+            Ok(report) => {
+                print!("{report}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     if !matches!(cli.command, Command::Serve { .. }) {
         cli.key = resolve_key(cli.key.take(), &cli.url);
     }

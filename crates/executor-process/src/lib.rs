@@ -32,7 +32,7 @@ use minifaas_core::{
     Artifact, ArtifactKind, CODE_MANIFEST_FILE, Error, Executor, FunctionConfig, FunctionName,
     Instance, InstanceDefaults, PreparedFunction, Result, SharedInstance,
 };
-use minifaas_sandbox::{Limits, WorkerCommand};
+use minifaas_sandbox::{Isolation, Limits, WorkerCommand};
 use serde::Deserialize;
 
 use crate::script::{PreparedScript, StaticPage};
@@ -87,8 +87,6 @@ pub struct ProcessExecutor {
     code_root: PathBuf,
     /// The shims, written from the binary at start-up.
     shim_dir: PathBuf,
-    /// The Python fork server, started on first use.
-    python_zygote: Option<Arc<Zygote>>,
     /// Generic idle Node workers, specialized on first use.
     node_spares: Option<Arc<Spares>>,
 }
@@ -123,27 +121,12 @@ impl ProcessExecutor {
                     .map_err(|e| Error::platform_ctx(&format!("writing {}", path.display()), e))?;
             }
         }
-        let python_zygote = match (&interpreters.python, options.python_zygote) {
-            (Some(python), true) => Some(Arc::new(Zygote::new(WorkerCommand {
-                program: python.clone(),
-                args: vec![
-                    "-I".into(),
-                    "-S".into(),
-                    "-B".into(),
-                    "-u".into(),
-                    shim_dir.join("python_zygote.py").into_os_string(),
-                ],
-                env: base_environment()
-                    .into_iter()
-                    .map(|(k, v)| (k.into(), v.into()))
-                    .collect(),
-                cwd: shim_dir.clone(),
-                limits: worker_limits(),
-            }))),
-            _ => None,
-        };
+        // A generic worker is started before anyone knows which function it will run,
+        // so it cannot be given one function's filesystem view: sandboxed servers start
+        // workers per function instead.
+        let spares_allowed = minifaas_sandbox::active().is_none();
         let node_spares = match (&interpreters.node, options.node_spares) {
-            (Some(node), spares) if spares > 0 => Some(Spares::new(
+            (Some(node), spares) if spares > 0 && spares_allowed => Some(Spares::new(
                 WorkerCommand {
                     program: node.clone(),
                     args: vec![
@@ -156,6 +139,7 @@ impl ProcessExecutor {
                         .collect(),
                     cwd: shim_dir.clone(),
                     limits: worker_limits(),
+                    isolation: None,
                 },
                 "node-generic",
                 spares,
@@ -168,7 +152,6 @@ impl ProcessExecutor {
             options,
             code_root,
             shim_dir,
-            python_zygote,
             node_spares,
         })
     }
@@ -192,6 +175,11 @@ impl ProcessExecutor {
             let staging = tempfile::Builder::new()
                 .prefix(".unpack-")
                 .tempdir_in(&root)?;
+            // Workers run as an unprivileged user: the code must be readable by others.
+            std::fs::set_permissions(
+                staging.path(),
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )?;
             let mut archive = tar::Archive::new(std::io::Cursor::new(&bytes[..]));
             archive.set_preserve_permissions(false);
             // `unpack` refuses entries that would land outside the directory.
@@ -233,6 +221,17 @@ impl ProcessExecutor {
         })
     }
 
+    /// What a worker or script of one function may see and use: its interpreter's
+    /// installation, the shims and its own code, read-only; its memory; a process cap.
+    fn isolation(&self, interpreter: &Path, code_dir: &Path, memory_mb: u64) -> Isolation {
+        Isolation::new()
+            .runtime(interpreter)
+            .read_only(&self.shim_dir)
+            .read_only(code_dir)
+            .memory(memory_mb.max(MIN_MEMORY_MB) * 1024 * 1024)
+            .processes(WORKER_MAX_PROCESSES)
+    }
+
     fn environment(&self, config: &FunctionConfig) -> Vec<(String, String)> {
         let mut env = base_environment();
         env.extend(
@@ -243,6 +242,26 @@ impl ProcessExecutor {
         );
         env
     }
+}
+
+/// Processes and threads one worker may have (Node alone runs about a dozen threads);
+/// a fork bomb stops here.
+const WORKER_MAX_PROCESSES: u64 = 128;
+
+/// Smallest memory limit given to a worker: an interpreter needs this much to start.
+const MIN_MEMORY_MB: u64 = 16;
+
+/// The error for a function the kernel killed at its memory limit.
+pub(crate) fn memory_exceeded(function: &str, limit: Option<u64>) -> Error {
+    let limit = limit
+        .map(|b| format!(" of {} MiB", b / (1024 * 1024)))
+        .unwrap_or_default();
+    Error::function_failed(
+        "memory_limit_exceeded",
+        format!(
+            "function '{function}' was killed: memory limit exceeded (its `memory` config{limit}); raise `memory` or use less"
+        ),
+    )
 }
 
 /// What every worker and script sees, before the function's own `environment`.
@@ -337,6 +356,7 @@ impl Executor for ProcessExecutor {
         }
         let env = self.environment(config);
         let memory_mb = config.memory_mb;
+        let isolation = self.isolation(&interpreter, &code_dir, memory_mb);
 
         if manifest.mode == "script" {
             let mut args: Vec<String> = match artifact.kind {
@@ -353,6 +373,7 @@ impl Executor for ProcessExecutor {
                 env,
                 timeout: config.timeout,
                 max_output_bytes: self.options.max_response_bytes,
+                isolation,
             };
             // A process per request: the "instance" only bounds how many run at once.
             return Ok(Arc::new(SharedInstance {
@@ -368,7 +389,8 @@ impl Executor for ProcessExecutor {
             .node_spares
             .as_ref()
             .filter(|_| memory_mb == DEFAULT_MEMORY_MB);
-        let launch = match (&self.python_zygote, node_spares, artifact.kind) {
+        let zygote = self.options.python_zygote;
+        let launch = match (zygote, node_spares, artifact.kind) {
             (_, Some(spares), ArtifactKind::NodeArchive) => {
                 // Generic workers run with the default heap, so only functions with the
                 // default memory use them.
@@ -396,18 +418,38 @@ impl Executor for ProcessExecutor {
                             .collect(),
                         cwd: self.shim_dir.clone(),
                         limits: worker_limits(),
+                        isolation: None,
                     },
                 }
             }
-            (Some(zygote), _, ArtifactKind::PythonArchive) => {
+            (true, _, ArtifactKind::PythonArchive) => {
                 let request = serde_json::json!({
                     "code_dir": code_dir,
                     "entry": manifest.entry,
                     "env": env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
                 });
+                // This version's own fork server: its sandbox shows this code only.
+                let zygote = Arc::new(Zygote::new(WorkerCommand {
+                    program: interpreter.clone(),
+                    args: vec![
+                        "-I".into(),
+                        "-S".into(),
+                        "-B".into(),
+                        "-u".into(),
+                        self.shim_dir.join("python_zygote.py").into_os_string(),
+                    ],
+                    env: base_environment()
+                        .into_iter()
+                        .map(|(k, v)| (k.into(), v.into()))
+                        .collect(),
+                    cwd: self.shim_dir.clone(),
+                    limits: worker_limits(),
+                    isolation: Some(isolation.clone()),
+                }));
                 Launch::Fork {
-                    zygote: zygote.clone(),
+                    zygote,
                     request: request.to_string().into_bytes(),
+                    limits: isolation.clone(),
                 }
             }
             _ => {
@@ -440,6 +482,7 @@ impl Executor for ProcessExecutor {
                     env: env.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
                     cwd: code_dir,
                     limits: worker_limits(),
+                    isolation: Some(isolation.clone()),
                 })
             }
         };
@@ -449,6 +492,7 @@ impl Executor for ProcessExecutor {
             startup_timeout: self.options.startup_timeout,
             timeout: config.timeout,
             max_response_bytes: self.options.max_response_bytes,
+            memory_bytes: isolation.memory_bytes,
         });
         // Start one worker now: it proves the handler loads (a failure is a deploy
         // error, not a surprise at the first call), and becomes the first instance.

@@ -17,6 +17,8 @@ pub(crate) struct PreparedScript {
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
     pub max_output_bytes: usize,
+    /// What the script may see and use (the function's code, its memory).
+    pub isolation: minifaas_sandbox::Isolation,
 }
 
 #[async_trait]
@@ -30,7 +32,8 @@ impl Instance for PreparedScript {
                 cpu_seconds: self.timeout.as_secs() + 1,
                 max_output_bytes: self.max_output_bytes,
                 ..Limits::default()
-            });
+            })
+            .isolate(self.isolation.clone());
         for (key, value) in self
             .env
             .iter()
@@ -49,6 +52,12 @@ impl Instance for PreparedScript {
                 self.function,
                 self.timeout.as_secs_f64()
             )));
+        }
+        if outcome.oom_killed {
+            return Err(crate::memory_exceeded(
+                &self.function,
+                self.isolation.memory_bytes,
+            ));
         }
         if !outcome.stderr.is_empty() {
             for line in String::from_utf8_lossy(&outcome.stderr).lines().take(200) {

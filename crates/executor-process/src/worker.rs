@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use minifaas_core::{Error, Instance, InvokeRequest, InvokeResponse, Result};
-use minifaas_sandbox::{WorkerCommand, WorkerProcess};
+use minifaas_sandbox::{CgroupBox, Isolation, WorkerCommand, WorkerProcess};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::unix::pipe;
 
@@ -23,6 +23,8 @@ pub(crate) enum Launch {
     Fork {
         zygote: Arc<Zygote>,
         request: Vec<u8>,
+        /// The worker's own limits (its cgroup).
+        limits: Isolation,
     },
     /// A generic idle worker (already started, no code loaded) told what to load, or,
     /// when none is idle, a fresh one.
@@ -40,6 +42,8 @@ pub(crate) struct WorkerSpec {
     pub startup_timeout: Duration,
     pub timeout: Duration,
     pub max_response_bytes: usize,
+    /// The function's memory limit, for the error when it is exceeded.
+    pub memory_bytes: Option<u64>,
 }
 
 struct Pipes {
@@ -54,6 +58,8 @@ pub(crate) struct Started {
     /// Set once the process exited or was found broken.
     broken: Arc<AtomicBool>,
     exit_status: Arc<std::sync::Mutex<Option<String>>>,
+    /// Its cgroup: says whether the kernel killed it at its memory limit.
+    cgroup: Option<Arc<CgroupBox>>,
 }
 
 impl Started {
@@ -68,6 +74,7 @@ impl Started {
             responses,
             stdout,
             stderr,
+            cgroup,
         } = process;
         let pid = child.id();
         forward_log(label.to_owned(), pid, stdout, None);
@@ -100,13 +107,19 @@ impl Started {
             },
             broken,
             exit_status,
+            cgroup: cgroup.map(Arc::new),
         })
     }
 
     /// Forks from the zygote; the zygote reaps it, and its log pipe closing says it ended.
-    async fn fork(zygote: &Zygote, request: &[u8], label: &str) -> Result<Started> {
+    async fn fork(
+        zygote: &Zygote,
+        request: &[u8],
+        limits: &Isolation,
+        label: &str,
+    ) -> Result<Started> {
         let forked = zygote
-            .fork(request)
+            .fork(request, limits)
             .await
             .map_err(|e| Error::platform_ctx(&format!("forking a worker for '{label}'"), e))?;
         let broken = Arc::new(AtomicBool::new(false));
@@ -124,6 +137,7 @@ impl Started {
             },
             broken,
             exit_status: Arc::new(std::sync::Mutex::new(None)),
+            cgroup: forked.cgroup.map(Arc::new),
         })
     }
 
@@ -186,6 +200,7 @@ pub(crate) struct Worker {
     process: tokio::sync::Mutex<Started>,
     broken: Arc<AtomicBool>,
     exit_status: Arc<std::sync::Mutex<Option<String>>>,
+    cgroup: Option<Arc<CgroupBox>>,
     next_request: AtomicU64,
 }
 
@@ -202,8 +217,12 @@ impl Worker {
                 started.await_ready(name, limit, max).await?;
                 started
             }
-            Launch::Fork { zygote, request } => {
-                let mut started = Started::fork(zygote, request, name).await?;
+            Launch::Fork {
+                zygote,
+                request,
+                limits,
+            } => {
+                let mut started = Started::fork(zygote, request, limits, name).await?;
                 started.await_ready(name, limit, max).await?;
                 started
             }
@@ -245,6 +264,7 @@ impl Worker {
             function: spec.function.clone(),
             broken: started.broken.clone(),
             exit_status: started.exit_status.clone(),
+            cgroup: started.cgroup.clone(),
             process: tokio::sync::Mutex::new(started),
             next_request: AtomicU64::new(1),
         }))
@@ -370,6 +390,11 @@ impl Instance for Worker {
                 self.kill();
                 // Give the reaper a moment to record how the process ended.
                 tokio::time::sleep(Duration::from_millis(20)).await;
+                if let Some(cgroup) = &self.cgroup
+                    && cgroup.oom_killed()
+                {
+                    return Err(crate::memory_exceeded(&self.function, spec.memory_bytes));
+                }
                 let status = self.exit_status.lock().ok().and_then(|s| s.clone());
                 let how = match status {
                     Some(status) => format!("its worker exited ({status})"),

@@ -1,4 +1,5 @@
-//! The Python fork server, started on first use and restarted if it dies.
+//! The Python fork server of one function version, started on first use and restarted
+//! if it dies. One per version, so that its sandbox shows that version's code only.
 
 use minifaas_sandbox::{ForkedWorker, WorkerCommand, ZygoteProcess};
 
@@ -18,7 +19,11 @@ impl Zygote {
     }
 
     /// Forks a worker; `request` is the zygote's JSON (code dir, entry, environment).
-    pub(crate) async fn fork(&self, request: &[u8]) -> std::io::Result<ForkedWorker> {
+    pub(crate) async fn fork(
+        &self,
+        request: &[u8],
+        limits: &minifaas_sandbox::Isolation,
+    ) -> std::io::Result<ForkedWorker> {
         let mut guard = self.process.lock().await;
         let running = match guard.as_mut() {
             Some(process) => process.is_running(),
@@ -38,7 +43,7 @@ impl Zygote {
         let Some(process) = guard.as_mut() else {
             return Err(std::io::Error::other("no zygote"));
         };
-        match process.fork_worker(request).await {
+        match process.fork_worker(request, Some(limits)).await {
             Ok(worker) => Ok(worker),
             Err(err) => {
                 // Start a fresh zygote next time.

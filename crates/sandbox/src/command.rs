@@ -43,6 +43,7 @@ pub struct SandboxedCommand {
     cwd: PathBuf,
     limits: Limits,
     stdin: Option<bytes::Bytes>,
+    isolation: Option<crate::Isolation>,
 }
 
 /// How a child ended and what it wrote.
@@ -55,6 +56,8 @@ pub struct Outcome {
     pub timed_out: bool,
     /// stdout or stderr went past `max_output_bytes`.
     pub output_truncated: bool,
+    /// The kernel killed it (or one of its processes) at its cgroup's memory limit.
+    pub oom_killed: bool,
 }
 
 impl Outcome {
@@ -72,6 +75,7 @@ impl SandboxedCommand {
             cwd: cwd.into(),
             limits: Limits::default(),
             stdin: None,
+            isolation: None,
         }
     }
 
@@ -101,11 +105,25 @@ impl SandboxedCommand {
         self
     }
 
+    /// Runs the child in its own namespaces, filesystem view and cgroup (when the
+    /// sandbox is initialized; see [`crate::init`]).
+    pub fn isolate(mut self, isolation: crate::Isolation) -> Self {
+        self.isolation = Some(isolation);
+        self
+    }
+
     /// Runs the child to completion (or to its time limit).
     pub async fn run(self) -> std::io::Result<Outcome> {
-        let mut command = tokio::process::Command::new(&self.program);
+        let (program, args, cgroup) = match (crate::active(), &self.isolation) {
+            (Some(sandbox), Some(isolation)) => {
+                let wrapped = sandbox.wrap(&self.program, &self.args, &self.cwd, isolation)?;
+                (wrapped.program, wrapped.args, wrapped.cgroup)
+            }
+            _ => (self.program.clone(), self.args.clone(), None),
+        };
+        let mut command = tokio::process::Command::new(&program);
         command
-            .args(&self.args)
+            .args(&args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.cwd)
@@ -149,6 +167,7 @@ impl SandboxedCommand {
                 stderr,
                 timed_out: false,
                 output_truncated: out_cut || err_cut,
+                oom_killed: cgroup.as_ref().is_some_and(|c| c.oom_killed()),
             }),
             Err(_) => {
                 if let Some(pid) = pid {
@@ -161,6 +180,7 @@ impl SandboxedCommand {
                     stderr: Vec::new(),
                     timed_out: true,
                     output_truncated: false,
+                    oom_killed: cgroup.as_ref().is_some_and(|c| c.oom_killed()),
                 })
             }
         }

@@ -27,6 +27,8 @@ pub struct WorkerCommand {
     pub env: Vec<(OsString, OsString)>,
     pub cwd: PathBuf,
     pub limits: Limits,
+    /// Namespaces, filesystem view and cgroup (when the sandbox is initialized).
+    pub isolation: Option<crate::Isolation>,
 }
 
 /// A running worker and its pipes. Dropping it kills the child.
@@ -39,6 +41,8 @@ pub struct WorkerProcess {
     /// The worker's stdout and stderr: its log.
     pub stdout: ChildStdout,
     pub stderr: ChildStderr,
+    /// Its cgroup (memory, processes), removed when this is dropped.
+    pub cgroup: Option<crate::CgroupBox>,
 }
 
 impl WorkerProcess {
@@ -66,9 +70,10 @@ impl WorkerCommand {
         let request_fd = request_read.as_raw_fd();
         let response_fd = response_write.as_raw_fd();
 
-        let mut command = tokio::process::Command::new(&self.program);
+        let (program, args, cgroup) = self.wrapped()?;
+        let mut command = tokio::process::Command::new(&program);
         command
-            .args(&self.args)
+            .args(&args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.cwd)
@@ -111,7 +116,22 @@ impl WorkerCommand {
             responses,
             stdout,
             stderr,
+            cgroup,
         })
+    }
+
+    /// The program and arguments to start (through the sandbox helper when the sandbox
+    /// is initialized and this command has an isolation), and the child's cgroup.
+    pub(crate) fn wrapped(
+        &self,
+    ) -> std::io::Result<(PathBuf, Vec<OsString>, Option<crate::CgroupBox>)> {
+        match (crate::active(), &self.isolation) {
+            (Some(sandbox), Some(isolation)) => {
+                let wrapped = sandbox.wrap(&self.program, &self.args, &self.cwd, isolation)?;
+                Ok((wrapped.program, wrapped.args, wrapped.cgroup))
+            }
+            _ => Ok((self.program.clone(), self.args.clone(), None)),
+        }
     }
 }
 

@@ -43,16 +43,9 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
     ));
     bootstrap_admin_key(&auth, &config).await?;
 
-    for primitive in minifaas_sandbox::isolation_report() {
-        if !primitive.applied {
-            tracing::warn!(
-                primitive = primitive.name,
-                without_it = primitive.without_it,
-                "sandbox primitive not applied"
-            );
-        }
-    }
-
+    std::fs::create_dir_all(&cache_dir)
+        .with_context(|| format!("creating {}", cache_dir.display()))?;
+    let sandbox = start_sandbox(&cache_dir).await?;
     let toolchains = tokio::task::spawn_blocking(Toolchains::discover).await?;
     for (lang, toolchain) in toolchains.summary() {
         match toolchain {
@@ -86,10 +79,16 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         cache_dir.join("wasm"),
         EngineOptions::default(),
     )?);
+    let mut process_options = ProcessOptions::default();
+    if sandbox.isolates_filesystems() {
+        // A generic worker would have to see every function's code: with per-function
+        // filesystem views, workers are started for one function each.
+        process_options.node_spares = 0;
+    }
     let process = Arc::new(ProcessExecutor::new(
         &cache_dir,
         interpreters,
-        ProcessOptions::default(),
+        process_options,
     )?);
     let executors: Vec<Arc<dyn Executor>> = vec![wasm, process];
     let scheduler = Arc::new(Scheduler::new(
@@ -140,6 +139,75 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
     let _ = autoscaler.await;
     tracing::info!("minifaas stopped");
     Ok(())
+}
+
+/// Probes the machine's isolation primitives once (through this binary in helper mode)
+/// and logs, as a warning, every one it lacks and what that means.
+async fn start_sandbox(cache_dir: &Path) -> anyhow::Result<&'static minifaas_sandbox::Sandbox> {
+    let helper = std::env::current_exe().context("finding this program's path")?;
+    let scratch = cache_dir.to_owned();
+    let sandbox =
+        tokio::task::spawn_blocking(move || minifaas_sandbox::init(helper, &scratch)).await?;
+    for primitive in sandbox.report() {
+        if primitive.available {
+            tracing::debug!(primitive = primitive.name, detail = %primitive.detail, "sandbox primitive in use");
+        } else {
+            tracing::warn!(
+                primitive = primitive.name,
+                detail = %primitive.detail,
+                without_it = primitive.without_it,
+                "sandbox primitive missing on this machine"
+            );
+        }
+    }
+    Ok(sandbox)
+}
+
+/// `minifaas check-system`: every sandbox primitive (present or not, what minifaas does
+/// without it, what it costs a cold start) and every language toolchain.
+pub fn check_system(rounds: u32) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let helper = std::env::current_exe().context("finding this program's path")?;
+    let scratch = tempfile::Builder::new()
+        .prefix("minifaas-check-")
+        .tempdir()
+        .context("creating a scratch dir")?;
+    let sandbox = minifaas_sandbox::init(helper, scratch.path());
+    let mut out = String::new();
+    writeln!(out, "sandbox primitives")?;
+    for p in sandbox.report() {
+        let mark = if p.available { "yes" } else { "NO " };
+        writeln!(out, "  [{mark}] {:<70} {}", p.name, p.detail)?;
+        if !p.available {
+            writeln!(out, "        without it: {}", p.without_it)?;
+        }
+    }
+    writeln!(
+        out,
+        "\ncold-start cost (mean of {rounds} runs of /bin/true)"
+    )?;
+    let mut previous = None;
+    for (layer, cost) in sandbox.measure_costs(rounds) {
+        let ms = cost.as_secs_f64() * 1000.0;
+        let delta = previous
+            .map(|p: f64| format!("{:+.2} ms", ms - p))
+            .unwrap_or_default();
+        writeln!(out, "  {layer:<50} {ms:>7.2} ms  {delta}")?;
+        if !layer.contains("cgroup") {
+            previous = Some(ms);
+        }
+    }
+    writeln!(out, "\ntoolchains")?;
+    let toolchains = Toolchains::discover();
+    for (lang, toolchain) in toolchains.summary() {
+        match toolchain {
+            Toolchain::Ready { program, version } => {
+                writeln!(out, "  [yes] {lang:<24} {} ({version})", program.display())?
+            }
+            Toolchain::Missing { reason } => writeln!(out, "  [NO ] {lang:<24} {reason}")?,
+        }
+    }
+    Ok(out)
 }
 
 /// Makes sure an admin can get in: `MINIFAAS_ADMIN_KEY` is stored as an admin key; else,

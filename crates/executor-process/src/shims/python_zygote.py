@@ -3,9 +3,12 @@
 # costs a fork and the handler's own imports instead of a whole interpreter start.
 #
 # Control socket: fd 3. Each request is a 4-byte big-endian length and a JSON object
-# {"code_dir", "entry", "env"}, with three descriptors attached (SCM_RIGHTS): the
-# worker's request pipe, response pipe and log pipe. The reply is a length-prefixed
-# {"pid": N} or {"error": "..."}.
+# {"code_dir", "entry", "env"}, with four descriptors attached (SCM_RIGHTS): the
+# worker's request pipe, response pipe, log pipe and "go" pipe. The reply is a
+# length-prefixed {"pid": N}, sent by the forked worker itself (the server reads the
+# sender's pid from the kernel's credentials, valid across PID namespaces), or
+# {"error": "..."} from the zygote. The worker then waits for one byte on its go pipe:
+# the server has put it in its own cgroup by then.
 import ctypes
 import json
 import os
@@ -40,11 +43,16 @@ def _reply(control, obj):
 
 
 def _become_worker(control, request, fds):
-    control.close()
     os.setsid()  # its own process group: the server kills the group
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the zygote
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    request_fd, response_fd, log_fd = fds
+    request_fd, response_fd, log_fd, go_fd = fds
+    _reply(control, {"pid": os.getpid()})
+    control.close()
+    if os.read(go_fd, 1) != b"g":
+        os._exit(1)  # the server gave up on this worker
+    os.close(go_fd)
+    fds = fds[:3]
     os.dup2(request_fd, 3)
     os.dup2(response_fd, 4)
     os.dup2(log_fd, 1)
@@ -66,7 +74,7 @@ def serve():
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     control = socket.socket(fileno=3)
     while True:
-        data, fds, _flags, _addr = socket.recv_fds(control, 65536, 3)
+        data, fds, _flags, _addr = socket.recv_fds(control, 65536, 4)
         if not data:
             return  # the server closed the socket
         while len(data) < 4:
@@ -82,8 +90,8 @@ def serve():
             data += more
         try:
             request = json.loads(data[4 : 4 + length])
-            if len(fds) != 3:
-                raise ValueError(f"expected 3 descriptors, got {len(fds)}")
+            if len(fds) != 4:
+                raise ValueError(f"expected 4 descriptors, got {len(fds)}")
             pid = os.fork()
         except Exception as exc:
             for fd in fds:
@@ -93,8 +101,7 @@ def serve():
         if pid == 0:
             _become_worker(control, request, fds)
         for fd in fds:
-            os.close(fd)
-        _reply(control, {"pid": pid})
+            os.close(fd)  # the worker answers for itself
 
 
 if __name__ == "__main__":
