@@ -313,6 +313,11 @@ async fn a_body_past_the_limit_is_refused_and_the_server_keeps_serving() {
     let head = "POST /functions HTTP/1.1\r\nHost: x\r\nContent-Length: 7340032\r\n\r\n";
     let raw = common::raw_request(&server.url, "", head).await;
     assert!(raw.starts_with("HTTP/1.1 401"), "{raw}");
+    // Too many headers: 431 before any handler runs (hyper's limits: 100 headers).
+    let many: String = (0..150).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let head = format!("GET /health HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    let raw = common::raw_request(&server.url, "", &head).await;
+    assert!(raw.starts_with("HTTP/1.1 431"), "{raw}");
     assert_eq!(common::call(&server, "hello", "").await.0, 200);
 }
 

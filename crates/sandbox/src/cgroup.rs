@@ -75,6 +75,36 @@ fn own_groups() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Removes the groups of earlier servers that died without cleaning up (their pid is
+/// gone): empty boxes first, then their parent. Groups still holding processes stay.
+fn remove_stale_parents(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("minifaas-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let parent = entry.path();
+        if let Ok(boxes) = std::fs::read_dir(&parent) {
+            for group in boxes.flatten() {
+                if group.file_name().to_string_lossy().starts_with("box-") {
+                    let _ = std::fs::remove_dir(group.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(&parent);
+    }
+}
+
 fn relative(path: &str) -> &Path {
     Path::new(path.trim_start_matches('/'))
 }
@@ -92,7 +122,9 @@ impl Cgroups {
             let (_, path) = own
                 .iter()
                 .find(|(controllers, _)| controllers.split(',').any(|c| c == name))?;
-            let dir = mount.join(relative(path)).join(&parent_name);
+            let own_dir = mount.join(relative(path));
+            remove_stale_parents(&own_dir);
+            let dir = own_dir.join(&parent_name);
             std::fs::create_dir_all(&dir).ok()?;
             Some(dir)
         };
@@ -112,6 +144,7 @@ impl Cgroups {
             return Err("this process is in no cgroup v2 group".into());
         };
         let own_dir = mount.join(relative(path));
+        remove_stale_parents(&own_dir);
         let parent = own_dir.join(&parent_name);
         std::fs::create_dir_all(&parent)
             .map_err(|e| format!("creating {}: {e}", parent.display()))?;
