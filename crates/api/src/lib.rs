@@ -241,3 +241,87 @@ pub struct KeyRevoked {
     pub ok: bool,
     pub id: String,
 }
+
+/// `GET /invocations/:id`: the record of one invocation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InvocationView {
+    pub id: String,
+    pub function: String,
+    pub version: u32,
+    pub status: u16,
+    /// Unix milliseconds.
+    pub started_at: i64,
+    /// Run time.
+    pub duration_ms: f64,
+    /// Queueing and cold start, apart from run time.
+    pub wait_ms: f64,
+    pub cold: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_ms: Option<f64>,
+    pub instance: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub logs: String,
+}
+
+/// `GET /invocations/:id` (wrapped).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InvocationResponse {
+    pub ok: bool,
+    pub invocation: InvocationView,
+}
+
+/// `GET /functions/:name/invocations`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InvocationList {
+    pub ok: bool,
+    pub invocations: Vec<InvocationView>,
+}
+
+/// One line a function printed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogLineView {
+    /// Unix milliseconds.
+    pub at: i64,
+    pub invocation: Option<String>,
+    pub line: String,
+}
+
+/// `GET /functions/:name/logs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogsView {
+    pub ok: bool,
+    pub function: String,
+    pub lines: Vec<LogLineView>,
+}
+
+/// `GET /stats`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlatformStats {
+    pub ok: bool,
+    pub functions: usize,
+    pub instances: usize,
+    pub invocations: u64,
+    pub errors: u64,
+    pub cold_starts: u64,
+    pub uptime_seconds: f64,
+    /// Records not written because the database fell behind.
+    pub records_dropped: u64,
+}
+
+/// `GET /stats/functions/:name`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FunctionStatsView {
+    pub ok: bool,
+    pub function: String,
+    pub invocations: u64,
+    pub errors: u64,
+    pub cold_starts: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub mean_ms: f64,
+    /// Unix milliseconds.
+    pub last_invocation: Option<i64>,
+    pub instances: usize,
+}

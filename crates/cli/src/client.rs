@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use minifaas_api::{
     CreateFunctionRequest, CreateKeyRequest, CreatedKey, Deleted, ErrorBody, FunctionList,
-    FunctionView, KeyList, KeyRevoked, UpdateFunctionRequest,
+    FunctionView, KeyList, KeyRevoked, LogLineView, LogsView, UpdateFunctionRequest,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value};
@@ -94,6 +94,11 @@ impl Client {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             }
             Command::Keys { action } => self.keys(action).await?,
+            Command::Logs {
+                name,
+                follow,
+                limit,
+            } => self.logs(&name, follow, limit).await?,
             Command::Rm { name } => {
                 let deleted: Deleted = json_or_error(
                     self.send(self.request(Method::DELETE, &format!("/functions/{name}")))
@@ -104,6 +109,50 @@ impl Client {
             }
         }
         Ok(ExitCode::SUCCESS)
+    }
+
+    async fn logs(&self, name: &str, follow: bool, limit: usize) -> anyhow::Result<()> {
+        let print = |line: &LogLineView| {
+            let invocation = line.invocation.as_deref().unwrap_or("-");
+            println!("{} {invocation} {}", format_ms(line.at), line.line);
+        };
+        if !follow {
+            let view: LogsView = json_or_error(
+                self.send(self.request(
+                    Method::GET,
+                    &format!("/functions/{name}/logs?limit={limit}"),
+                ))
+                .await?,
+            )
+            .await?;
+            view.lines.iter().for_each(print);
+            return Ok(());
+        }
+        let mut response = self
+            .send(self.request(
+                Method::GET,
+                &format!("/functions/{name}/logs?limit={limit}&follow=1"),
+            ))
+            .await?;
+        if !response.status().is_success() {
+            json_or_error::<Value>(response).await?;
+            return Ok(());
+        }
+        // Server-sent events: `data: {...}` lines.
+        let mut pending = String::new();
+        while let Some(chunk) = response.chunk().await? {
+            pending.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = pending.find('\n') {
+                let line: String = pending.drain(..=end).collect();
+                if let Some(data) = line.trim_end().strip_prefix("data: ")
+                    && let Ok(log) = serde_json::from_str::<LogLineView>(data)
+                {
+                    print(&log);
+                    std::io::stdout().flush()?;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn keys(&self, action: crate::KeysCommand) -> anyhow::Result<()> {
@@ -317,4 +366,17 @@ async fn json_or_error<T: serde::de::DeserializeOwned>(
             String::from_utf8_lossy(&bytes)
         )
     })
+}
+
+/// Unix milliseconds as `HH:MM:SS.mmm` (UTC).
+fn format_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let day = secs.rem_euclid(86_400);
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        day / 3600,
+        day % 3600 / 60,
+        day % 60,
+        ms.rem_euclid(1000)
+    )
 }

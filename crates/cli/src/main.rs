@@ -80,6 +80,12 @@ enum Command {
         /// The admin key's secret, instead of a generated one.
         #[arg(long, env = "MINIFAAS_ADMIN_KEY", hide_env_values = true)]
         admin_key: Option<String>,
+        /// Keep no invocation records (ids, stats, metrics and logs stay).
+        #[arg(long)]
+        no_records: bool,
+        /// Server log lines: human-readable text, or one JSON object per line.
+        #[arg(long, env = "MINIFAAS_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
     },
     /// Deploy a source file (language from the extension); updates it if it exists.
     Deploy {
@@ -149,6 +155,16 @@ enum Command {
     Ls,
     /// Show a function.
     Get { name: String },
+    /// A function's recent log lines (what it printed), with their invocation ids.
+    Logs {
+        name: String,
+        /// Keep printing new lines as they come.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// How many recent lines.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
     /// Delete a function.
     Rm { name: String },
     /// What this machine gives the sandbox (each primitive, its cold-start cost) and
@@ -265,15 +281,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             max_wait,
             no_auth,
             admin_key,
+            no_records,
+            log_format,
         } => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_env("MINIFAAS_LOG").unwrap_or_else(
-                        |_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"),
-                    ),
-                )
-                .with_writer(std::io::stderr)
-                .init();
+            init_tracing(&log_format);
             let config = minifaas_server::ServeConfig::resolve(
                 config.as_deref(),
                 minifaas_server::ServeOverrides {
@@ -289,6 +300,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     max_wait_secs: max_wait,
                     no_auth,
                     admin_key,
+                    no_records,
                 },
             )?;
             let shutdown = CancellationToken::new();
@@ -378,6 +390,38 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             client.run(command).await
         }
     }
+}
+
+/// The server's logging: `MINIFAAS_LOG` filters what is printed (text or JSON, on
+/// stderr); functions' output is always filed in the log book that
+/// `/functions/:name/logs` and the invocation records read.
+fn init_tracing(format: &str) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MINIFAAS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    let printed = if format == "json" {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed()
+    };
+    // Only functions' output goes to the book, whatever MINIFAAS_LOG prints.
+    let book = minifaas_server::function_log_layer().with_filter(
+        tracing_subscriber::filter::Targets::new()
+            .with_target("minifaas::function", tracing::Level::INFO),
+    );
+    tracing_subscriber::registry()
+        .with(printed)
+        .with(book)
+        .init();
 }
 
 /// `/invoke/NAME` on the server, or NAME itself when it is a URL.

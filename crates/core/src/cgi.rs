@@ -164,6 +164,7 @@ mod tests {
     #[test]
     fn environment_follows_cgi_and_withholds_credentials() {
         let request = InvokeRequest {
+            id: "inv_1".into(),
             method: "POST".into(),
             path: "/a/b".into(),
             query: "x=1".into(),

@@ -6,6 +6,8 @@ use bytes::Bytes;
 /// The request handed to a function.
 #[derive(Debug, Clone, Default)]
 pub struct InvokeRequest {
+    /// The invocation's id (`X-Invocation-Id`): what its log lines are tagged with.
+    pub id: String,
     /// HTTP method, upper case.
     pub method: String,
     /// The path below the function's route, always starting with `/`.
@@ -79,4 +81,54 @@ pub struct InstanceInfo {
     /// Unix milliseconds.
     pub started_at: i64,
     pub last_used_at: i64,
+}
+
+/// How one admitted invocation went, as the scheduler measured it.
+#[derive(Debug)]
+pub struct Observed {
+    pub response: crate::Result<InvokeResponse>,
+    pub version: u32,
+    /// The instance that ran it (`/instances` id).
+    pub instance: u64,
+    /// From arrival to the start of the run: queueing and any cold start.
+    pub wait: std::time::Duration,
+    /// The run itself.
+    pub run: std::time::Duration,
+    /// Whether an instance was started for it.
+    pub cold: bool,
+    /// How long that instance took to start.
+    pub init: Option<std::time::Duration>,
+}
+
+/// The stored record of one invocation (`GET /invocations/:id`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvocationRecord {
+    pub id: String,
+    pub function: String,
+    /// 0 when the call never reached a version (unknown function, shed).
+    pub version: u32,
+    /// The HTTP status the caller got.
+    pub status: u16,
+    /// Unix milliseconds.
+    pub started_at: i64,
+    pub duration_ms: f64,
+    pub wait_ms: f64,
+    pub cold: bool,
+    pub init_ms: Option<f64>,
+    pub instance: Option<u64>,
+    /// The error code, when the platform answered for the function.
+    pub error: Option<String>,
+    /// What the function printed during the call (capped).
+    pub logs: String,
+}
+
+/// One line a function printed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    /// Unix milliseconds.
+    pub at: i64,
+    pub function: String,
+    /// The invocation it was printed during, if known.
+    pub invocation: Option<String>,
+    pub line: String,
 }

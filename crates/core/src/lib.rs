@@ -22,8 +22,11 @@ pub use function::{
     Artifact, ArtifactKind, CODE_MANIFEST_FILE, FunctionName, FunctionRecord, Lang, VersionRecord,
     sha256_hex,
 };
-pub use invocation::{InstanceInfo, InstanceState, InvokeRequest, InvokeResponse};
+pub use invocation::{
+    InstanceInfo, InstanceState, InvocationRecord, InvokeRequest, InvokeResponse, LogLine, Observed,
+};
 pub use traits::{
-    Builder, Executor, FunctionAccess, Instance, InstanceDefaults, Invoker, KeyStore, NewVersion,
-    PreparedFunction, PreparedVersion, SharedInstance, Store, load_stored_version,
+    Builder, Executor, FunctionAccess, Instance, InstanceDefaults, InvocationStore, Invoker,
+    KeyStore, NewVersion, PreparedFunction, PreparedVersion, SharedInstance, Store,
+    load_stored_version,
 };

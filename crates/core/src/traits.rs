@@ -11,7 +11,7 @@ use crate::auth::KeyRecord;
 use crate::config::FunctionConfig;
 use crate::error::{Error, Result};
 use crate::function::{Artifact, ArtifactKind, FunctionName, FunctionRecord, Lang, VersionRecord};
-use crate::invocation::{InstanceInfo, InvokeRequest, InvokeResponse};
+use crate::invocation::{InstanceInfo, InvocationRecord, InvokeRequest, InvokeResponse, Observed};
 
 /// The part of a function's config the gateway enforces before invoking it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,6 +80,24 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>>;
     /// Revokes a key. Returns whether it existed.
     async fn delete_key(&self, id: &str) -> Result<bool>;
+}
+
+/// The invocation records (written in batches, off the request path).
+#[async_trait]
+pub trait InvocationStore: Send + Sync + 'static {
+    async fn insert_invocations(&self, records: Vec<InvocationRecord>) -> Result<()>;
+    async fn invocation(&self, id: &str) -> Result<Option<InvocationRecord>>;
+    /// The newest records of a function, newest first, optionally of one status class
+    /// (`Some(5)`: 5xx) or one exact status.
+    async fn list_invocations(
+        &self,
+        function: &str,
+        status: Option<u16>,
+        limit: usize,
+    ) -> Result<Vec<InvocationRecord>>;
+    /// Keeps at most `keep` records and none older than `before` (Unix ms). Returns how
+    /// many were removed.
+    async fn prune_invocations(&self, keep: usize, before: i64) -> Result<usize>;
 }
 
 /// Turns an upload into an artifact, sandboxed and time-limited.
@@ -176,6 +194,13 @@ pub trait Invoker: Send + Sync + 'static {
     fn access(&self, name: &FunctionName) -> Option<FunctionAccess>;
     /// Runs one invocation of the function's current version.
     async fn invoke(&self, name: &FunctionName, request: InvokeRequest) -> Result<InvokeResponse>;
+    /// As `invoke`, with how it went (version, instance, wait, run, cold start). `Err`
+    /// when it was never admitted (unknown function, queue full, no capacity).
+    async fn invoke_observed(
+        &self,
+        name: &FunctionName,
+        request: InvokeRequest,
+    ) -> Result<Observed>;
     /// Loads a version with the executor for its artifact (validating it).
     async fn prepare(
         &self,

@@ -123,6 +123,7 @@ mod tests {
     async fn frames_round_trip_through_a_pipe() {
         let (mut a, mut b) = tokio::io::duplex(1 << 16);
         let request = InvokeRequest {
+            id: "inv_1".into(),
             method: "POST".into(),
             path: "/x".into(),
             query: "a=1".into(),

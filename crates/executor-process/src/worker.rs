@@ -2,6 +2,7 @@
 //! private pipes. A spawned worker is reaped by its own task; a worker forked by the
 //! Python zygote is reaped by the zygote, and seen to end when its log pipe closes.
 
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -60,7 +61,14 @@ pub(crate) struct Started {
     exit_status: Arc<std::sync::Mutex<Option<String>>>,
     /// Its cgroup: says whether the kernel killed it at its memory limit.
     cgroup: Option<Arc<CgroupBox>>,
+    /// The invocation running now: what its log lines are tagged with.
+    current: CurrentInvocation,
+    /// Its log pipes, to wait until what it printed during a call has been read.
+    log_fds: Vec<std::os::fd::RawFd>,
 }
+
+/// The id of the invocation a worker is running, shared with its log readers.
+pub(crate) type CurrentInvocation = Arc<std::sync::Mutex<Option<String>>>;
 
 impl Started {
     /// Spawns `command`; its output goes to the log under `label`.
@@ -77,8 +85,10 @@ impl Started {
             cgroup,
         } = process;
         let pid = child.id();
-        forward_log(label.to_owned(), pid, stdout, None);
-        forward_log(label.to_owned(), pid, stderr, None);
+        let current = CurrentInvocation::default();
+        let log_fds = vec![stdout.as_raw_fd(), stderr.as_raw_fd()];
+        forward_log(label.to_owned(), pid, stdout, None, Some(current.clone()));
+        forward_log(label.to_owned(), pid, stderr, None, Some(current.clone()));
         let broken = Arc::new(AtomicBool::new(false));
         let exit_status = Arc::new(std::sync::Mutex::new(None));
         // The reaper: tokio's child handling collects the exit status (no zombies).
@@ -108,6 +118,8 @@ impl Started {
             broken,
             exit_status,
             cgroup: cgroup.map(Arc::new),
+            current,
+            log_fds,
         })
     }
 
@@ -123,11 +135,14 @@ impl Started {
             .await
             .map_err(|e| Error::platform_ctx(&format!("forking a worker for '{label}'"), e))?;
         let broken = Arc::new(AtomicBool::new(false));
+        let current = CurrentInvocation::default();
+        let log_fds = vec![forked.log.as_raw_fd()];
         forward_log(
             label.to_owned(),
             Some(forked.pid),
             forked.log,
             Some(broken.clone()),
+            Some(current.clone()),
         );
         Ok(Started {
             pid: Some(forked.pid),
@@ -138,6 +153,8 @@ impl Started {
             broken,
             exit_status: Arc::new(std::sync::Mutex::new(None)),
             cgroup: forked.cgroup.map(Arc::new),
+            current,
+            log_fds,
         })
     }
 
@@ -369,6 +386,7 @@ impl Instance for Worker {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
+        set_current(&process.current, Some(request.id.clone()));
         let exchange = async {
             let Pipes {
                 requests,
@@ -377,7 +395,12 @@ impl Instance for Worker {
             write_request(requests, id, request, deadline_ms).await?;
             read_response(responses, spec.max_response_bytes).await
         };
-        match tokio::time::timeout(spec.timeout, exchange).await {
+        let outcome = tokio::time::timeout(spec.timeout, exchange).await;
+        // What it printed during the call is in its log pipes by now: let the readers
+        // file it under this invocation before the next one starts.
+        drain_logs(&process.log_fds).await;
+        set_current(&process.current, None);
+        match outcome {
             Err(_) => {
                 self.kill();
                 Err(Error::timeout(format!(
@@ -422,12 +445,34 @@ impl Instance for Worker {
     }
 }
 
+fn set_current(current: &CurrentInvocation, id: Option<String>) {
+    if let Ok(mut slot) = current.lock() {
+        *slot = id;
+    }
+}
+
+/// Waits (briefly, bounded) until the log pipes hold nothing unread.
+async fn drain_logs(fds: &[std::os::fd::RawFd]) {
+    for _ in 0..50 {
+        let pending: usize = fds
+            .iter()
+            .map(|fd| minifaas_sandbox::pipe_pending(*fd))
+            .sum();
+        tokio::task::yield_now().await;
+        if pending == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
 /// Forwards a worker's output to the server log, line by line, capped.
 pub(crate) fn forward_log<R: AsyncRead + Unpin + Send + 'static>(
     function: String,
     pid: Option<u32>,
     stream: R,
     ended: Option<Arc<AtomicBool>>,
+    current: Option<CurrentInvocation>,
 ) {
     tokio::spawn(async move {
         // Bytes, not str: a function printing invalid UTF-8 must not stop the draining
@@ -441,7 +486,11 @@ pub(crate) fn forward_log<R: AsyncRead + Unpin + Send + 'static>(
                 Ok(_) => {
                     let text = String::from_utf8_lossy(&line[..line.len().min(4096)]);
                     let text = text.trim_end();
-                    tracing::info!(target: "minifaas::function", function, pid, "{text}");
+                    let invocation = current
+                        .as_ref()
+                        .and_then(|c| c.lock().ok().and_then(|id| id.clone()))
+                        .unwrap_or_default();
+                    tracing::info!(target: "minifaas::function", function, pid, invocation, "{text}");
                 }
             }
         }

@@ -32,10 +32,22 @@ impl Zygote {
         if !running {
             let mut process = self.command.spawn_zygote()?;
             if let Some(stdout) = process.stdout.take() {
-                forward_log("python-zygote".into(), process.child.id(), stdout, None);
+                forward_log(
+                    "python-zygote".into(),
+                    process.child.id(),
+                    stdout,
+                    None,
+                    None,
+                );
             }
             if let Some(stderr) = process.stderr.take() {
-                forward_log("python-zygote".into(), process.child.id(), stderr, None);
+                forward_log(
+                    "python-zygote".into(),
+                    process.child.id(),
+                    stderr,
+                    None,
+                    None,
+                );
             }
             tracing::info!(pid = process.child.id(), "python zygote started");
             *guard = Some(process);

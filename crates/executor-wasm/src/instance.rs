@@ -146,6 +146,7 @@ impl Instance for PreparedModule {
         // covers time spent outside wasm (host calls), with a margin of a few ticks.
         let outcome = tokio::time::timeout(self.timeout + Duration::from_millis(250), run).await;
         drop(store);
+        file_logs(&self.name, &request.id, &stderr.contents());
         let result = match outcome {
             Ok(result) => result,
             Err(_) => return Err(self.timed_out()),
@@ -212,6 +213,17 @@ fn trap_message(err: &wasmtime::Error) -> String {
             .next()
             .unwrap_or("unknown error")
             .to_owned(),
+    }
+}
+
+/// What the function wrote to stderr is its log: one event per line, tagged with the
+/// invocation (the gateway's log book files them).
+fn file_logs(function: &str, invocation: &str, stderr: &Bytes) {
+    if stderr.is_empty() {
+        return;
+    }
+    for line in String::from_utf8_lossy(stderr).lines() {
+        tracing::info!(target: "minifaas::function", function, invocation, "{line}");
     }
 }
 

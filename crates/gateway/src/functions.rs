@@ -207,6 +207,7 @@ pub(crate) fn invoke_request(
     body: bytes::Bytes,
 ) -> InvokeRequest {
     InvokeRequest {
+        id: String::new(),
         method: method.as_str().to_owned(),
         path: path.to_owned(),
         query: uri.query().unwrap_or("").to_owned(),
@@ -247,6 +248,10 @@ pub(crate) async fn invoke(
     let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
     let path = format!("/{rest}");
     let request = invoke_request(&method, &path, &uri, &headers, bytes);
-    let response = state.invoker.invoke(&name, request).await?;
-    Ok(into_http(response).into_response())
+    let (id, result) = crate::observe::run_invocation(&state, &name, request).await;
+    let response = match result {
+        Ok(response) => into_http(response).into_response(),
+        Err(err) => ApiError(err).into_response(),
+    };
+    Ok(crate::observe::with_invocation_id(response, &id))
 }

@@ -6,6 +6,9 @@
 //! - `auth.rs`: API keys, scopes and rate limits; each route group below names the scope
 //!   it needs, and the invoke handlers ask [`Auth::authorize_invoke`] (public functions);
 //! - `keys.rs`: `/keys` (admin);
+//! - `observe.rs`: the measured, recorded invocation path and the endpoints that show
+//!   records, logs, stats and metrics (`records.rs`, `logs.rs`, `stats.rs` hold them);
+//! - `ui.rs`: the dashboard, one embedded page;
 //! - `error.rs`: the one mapping from [`minifaas_core::ErrorKind`] to an HTTP status and
 //!   the JSON error body; a platform fault's detail goes to the log, never to the client;
 //! - `body.rs`: reading bodies under the size limit (413 before buffering past it);
@@ -21,7 +24,12 @@ mod error;
 mod functions;
 mod instances;
 mod keys;
+mod logs;
+mod observe;
+mod records;
 mod seed;
+mod stats;
+mod ui;
 
 use std::sync::Arc;
 
@@ -34,6 +42,10 @@ use minifaas_core::{Builder, Invoker, Scope, Store};
 
 pub use auth::{Auth, AuthMode, new_secret};
 pub use error::ApiError;
+pub use logs::{FUNCTION_OUTPUT_TARGET, LogBook, LogLayer, log_book};
+pub use observe::{INVOCATION_ID, Observability};
+pub use records::{Recorder, Retention, run_recorder};
+pub use stats::Stats;
 
 /// Limits on what clients send.
 #[derive(Debug, Clone)]
@@ -60,6 +72,7 @@ pub struct AppState {
     pub builder: Arc<dyn Builder>,
     pub invoker: Arc<dyn Invoker>,
     pub auth: Arc<Auth>,
+    pub observe: Arc<Observability>,
     pub limits: GatewayLimits,
 }
 
@@ -83,6 +96,8 @@ pub fn router(state: AppState) -> Router {
     // No key: health. Invocations check their own (a public function needs none).
     let open = Router::new()
         .route("/health", get(functions::health))
+        // The dashboard's page; the data it shows comes from the API, with a key.
+        .route("/ui", get(ui::page))
         .route("/invoke", post(seed::invoke))
         .route("/invoke/{name}", any(functions::invoke))
         .route("/invoke/{name}/{*rest}", any(functions::invoke));
@@ -99,6 +114,15 @@ pub fn router(state: AppState) -> Router {
         .route("/functions/{name}/code", get(functions::code))
         .route("/instances", get(instances::list))
         .route("/instances/{id}", delete(instances::stop))
+        .route("/invocations/{id}", get(observe::invocation))
+        .route(
+            "/functions/{name}/invocations",
+            get(observe::list_invocations),
+        )
+        .route("/functions/{name}/logs", get(observe::logs))
+        .route("/stats", get(observe::platform_stats))
+        .route("/stats/functions/{name}", get(observe::function_stats))
+        .route("/metrics", get(observe::metrics))
         .route_layer(from_fn_with_state(state.clone(), manage_scope));
     let admin = Router::new()
         .route("/keys", get(keys::list).post(keys::create))
@@ -113,6 +137,21 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |request: &axum::http::Request<axum::body::Body>| {
+                    // Every line logged while serving a request carries its id.
+                    static NEXT: std::sync::atomic::AtomicU64 =
+                        std::sync::atomic::AtomicU64::new(1);
+                    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info_span!(
+                        "request",
+                        id,
+                        method = %request.method(),
+                        path = %request.uri().path()
+                    )
+                },
+            ),
+        )
         .with_state(state)
 }

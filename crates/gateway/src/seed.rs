@@ -7,6 +7,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::IntoResponse as _;
 use base64::Engine as _;
 use minifaas_api::{
     SeedDeployQuery, SeedDeployRequest, SeedDeployResponse, SeedFunctionView, SeedInvokeQuery,
@@ -80,7 +81,7 @@ pub(crate) async fn invoke(
     method: Method,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<SeedInvokeResponse>> {
+) -> ApiResult<axum::response::Response> {
     let Some(key) = query.function else {
         state.auth.require(&headers, Scope::Invoke).await?;
         return Err(Error::invalid(
@@ -101,11 +102,16 @@ pub(crate) async fn invoke(
     let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
     // The function sees the request without the seed API's own query string.
     let request = invoke_request(&method, "/", &Uri::from_static("/"), &headers, bytes);
-    let response = state.invoker.invoke(&name, request).await?;
-    Ok(Json(SeedInvokeResponse {
-        ok: true,
-        output: String::from_utf8_lossy(&response.body).into_owned(),
-    }))
+    let (id, result) = crate::observe::run_invocation(&state, &name, request).await;
+    let response = match result {
+        Ok(response) => Json(SeedInvokeResponse {
+            ok: true,
+            output: String::from_utf8_lossy(&response.body).into_owned(),
+        })
+        .into_response(),
+        Err(err) => ApiError(err).into_response(),
+    };
+    Ok(crate::observe::with_invocation_id(response, &id))
 }
 
 pub(crate) async fn get_function(

@@ -33,6 +33,23 @@ const MIGRATIONS: &[&str] = &[
         rate_limit  REAL,
         created_at  INTEGER NOT NULL
     );",
+    // 3: invocation records, written in batches off the request path.
+    "CREATE TABLE invocations (
+        id          TEXT PRIMARY KEY,
+        function    TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        status      INTEGER NOT NULL,
+        started_at  INTEGER NOT NULL,
+        duration_ms REAL NOT NULL,
+        wait_ms     REAL NOT NULL,
+        cold        INTEGER NOT NULL,
+        init_ms     REAL,
+        instance    INTEGER,
+        error       TEXT,
+        logs        TEXT NOT NULL
+    );
+    CREATE INDEX invocations_by_function ON invocations (function, started_at);
+    CREATE INDEX invocations_by_time ON invocations (started_at);",
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

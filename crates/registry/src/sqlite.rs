@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use minifaas_core::{
-    ArtifactKind, Error, FunctionConfig, FunctionName, FunctionRecord, KeyRecord, KeyStore, Lang,
-    NewVersion, Result, Scopes, Store, VersionRecord,
+    ArtifactKind, Error, FunctionConfig, FunctionName, FunctionRecord, InvocationRecord,
+    InvocationStore, KeyRecord, KeyStore, Lang, NewVersion, Result, Scopes, Store, VersionRecord,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -396,6 +396,125 @@ impl KeyStore for SqliteStore {
     }
 }
 
+const SELECT_INVOCATION: &str = "SELECT id, function, version, status, started_at, duration_ms,
+        wait_ms, cold, init_ms, instance, error, logs FROM invocations";
+
+fn read_invocation(row: &rusqlite::Row<'_>) -> rusqlite::Result<InvocationRecord> {
+    Ok(InvocationRecord {
+        id: row.get(0)?,
+        function: row.get(1)?,
+        version: row.get(2)?,
+        status: row.get(3)?,
+        started_at: row.get(4)?,
+        duration_ms: row.get(5)?,
+        wait_ms: row.get(6)?,
+        cold: row.get::<_, i64>(7)? != 0,
+        init_ms: row.get(8)?,
+        instance: row.get::<_, Option<i64>>(9)?.map(|i| i as u64),
+        error: row.get(10)?,
+        logs: row.get(11)?,
+    })
+}
+
+#[async_trait]
+impl InvocationStore for SqliteStore {
+    async fn insert_invocations(&self, records: Vec<InvocationRecord>) -> Result<()> {
+        self.with(move |inner| {
+            let tx = inner.conn.transaction().map_err(db_err)?;
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO invocations (id, function, version, status,
+                            started_at, duration_ms, wait_ms, cold, init_ms, instance, error, logs)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    )
+                    .map_err(db_err)?;
+                for r in &records {
+                    insert
+                        .execute(params![
+                            r.id,
+                            r.function,
+                            r.version,
+                            r.status,
+                            r.started_at,
+                            r.duration_ms,
+                            r.wait_ms,
+                            r.cold as i64,
+                            r.init_ms,
+                            r.instance.map(|i| i as i64),
+                            r.error,
+                            r.logs
+                        ])
+                        .map_err(db_err)?;
+                }
+            }
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn invocation(&self, id: &str) -> Result<Option<InvocationRecord>> {
+        let id = id.to_owned();
+        self.with(move |inner| {
+            let sql = format!("{SELECT_INVOCATION} WHERE id = ?1");
+            inner
+                .conn
+                .query_row(&sql, [id], read_invocation)
+                .optional()
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn list_invocations(
+        &self,
+        function: &str,
+        status: Option<u16>,
+        limit: usize,
+    ) -> Result<Vec<InvocationRecord>> {
+        let function = function.to_owned();
+        self.with(move |inner| {
+            // A one-digit status is a class: 5 means 500-599.
+            let (low, high) = match status {
+                Some(class) if class < 10 => (class as i64 * 100, class as i64 * 100 + 99),
+                Some(exact) => (exact as i64, exact as i64),
+                None => (0, 999),
+            };
+            let sql = format!(
+                "{SELECT_INVOCATION} WHERE function = ?1 AND status BETWEEN ?2 AND ?3
+                 ORDER BY started_at DESC, rowid DESC LIMIT ?4"
+            );
+            let mut stmt = inner.conn.prepare(&sql).map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![function, low, high, limit as i64], read_invocation)
+                .map_err(db_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db_err)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn prune_invocations(&self, keep: usize, before: i64) -> Result<usize> {
+        self.with(move |inner| {
+            let by_age = inner
+                .conn
+                .execute("DELETE FROM invocations WHERE started_at < ?1", [before])
+                .map_err(db_err)?;
+            let by_count = inner
+                .conn
+                .execute(
+                    "DELETE FROM invocations WHERE rowid NOT IN
+                        (SELECT rowid FROM invocations ORDER BY started_at DESC LIMIT ?1)",
+                    [keep as i64],
+                )
+                .map_err(db_err)?;
+            Ok(by_age + by_count)
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,5 +605,45 @@ mod tests {
         assert!(store.delete_key("key_1").await.unwrap());
         assert!(!store.delete_key("key_1").await.unwrap());
         assert_eq!(store.key_by_hash(&key.hash).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn invocation_records_are_listed_newest_first_and_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let record = |id: &str, status: u16, at: i64| InvocationRecord {
+            id: id.into(),
+            function: "f".into(),
+            version: 1,
+            status,
+            started_at: at,
+            duration_ms: 1.5,
+            wait_ms: 0.1,
+            cold: at == 1,
+            init_ms: (at == 1).then_some(30.0),
+            instance: Some(3),
+            error: None,
+            logs: "hi\n".into(),
+        };
+        store
+            .insert_invocations(vec![
+                record("a", 200, 1),
+                record("b", 502, 2),
+                record("c", 200, 3),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.invocation("a").await.unwrap(),
+            Some(record("a", 200, 1))
+        );
+        let all = store.list_invocations("f", None, 10).await.unwrap();
+        let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["c", "b", "a"]);
+        let failed = store.list_invocations("f", Some(5), 10).await.unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(store.prune_invocations(2, 0).await.unwrap(), 1);
+        assert_eq!(store.invocation("a").await.unwrap(), None);
+        assert_eq!(store.prune_invocations(10, 3).await.unwrap(), 1);
     }
 }

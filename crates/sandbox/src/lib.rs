@@ -448,6 +448,14 @@ pub fn probe_first_line(program: &std::path::Path, args: &[&str]) -> Option<Stri
         .map(|l| l.trim().to_owned())
 }
 
+/// Bytes waiting to be read in a pipe (`FIONREAD`); 0 if it cannot be asked.
+pub fn pipe_pending(fd: std::os::fd::RawFd) -> usize {
+    let mut pending: nix::libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which is valid.
+    let rc = unsafe { nix::libc::ioctl(fd, nix::libc::FIONREAD, &mut pending) };
+    if rc < 0 { 0 } else { pending.max(0) as usize }
+}
+
 /// Kills a child's whole process group (every child started here leads its own).
 pub fn kill_process_group(pid: u32) {
     command::kill_group(pid);

@@ -72,8 +72,12 @@ impl Slot {
 /// an instance.
 pub struct Admitted {
     pub response: Result<InvokeResponse>,
+    pub version: u32,
     pub wait: Duration,
+    pub run: Duration,
     pub cold: bool,
+    /// How long the instance started for this request took to start.
+    pub init: Option<Duration>,
     pub instance: u64,
 }
 
@@ -219,6 +223,7 @@ impl Pool {
         let arrived = Instant::now();
         let deadline = arrived + max_wait;
         let mut cold = false;
+        let mut init = None;
         let slot = loop {
             match self.admit() {
                 Admission::Run(slot) => break slot,
@@ -226,7 +231,9 @@ impl Pool {
                     cold = true;
                     // The new instance joins the pool idle; the next admission usually
                     // takes it (a waiter woken first may take it instead: fair).
+                    let starting = Instant::now();
                     self.start_instance().await?;
+                    init = Some(starting.elapsed());
                 }
                 Admission::Wait => {
                     let waiting = WaitingGuard(self);
@@ -268,13 +275,18 @@ impl Pool {
         };
         let wait = arrived.elapsed();
         let running = InFlightGuard { pool: self, slot };
+        let started = Instant::now();
         let response = running.slot.instance.invoke(request).await;
+        let run = started.elapsed();
         let instance = running.slot.id;
         drop(running);
         Ok(Admitted {
             response,
+            version: self.version,
             wait,
+            run,
             cold,
+            init,
             instance,
         })
     }

@@ -125,6 +125,23 @@ impl Invoker for Scheduler {
         self.invoke_measured(name, request).await?.response
     }
 
+    async fn invoke_observed(
+        &self,
+        name: &FunctionName,
+        request: InvokeRequest,
+    ) -> Result<minifaas_core::Observed> {
+        let admitted = self.invoke_measured(name, request).await?;
+        Ok(minifaas_core::Observed {
+            response: admitted.response,
+            version: admitted.version,
+            instance: admitted.instance,
+            wait: admitted.wait,
+            run: admitted.run,
+            cold: admitted.cold,
+            init: admitted.init,
+        })
+    }
+
     async fn prepare(
         &self,
         name: &FunctionName,

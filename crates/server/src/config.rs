@@ -38,6 +38,10 @@ pub struct ServeConfig {
     pub no_auth: bool,
     /// The admin key's secret, instead of a generated one (`MINIFAAS_ADMIN_KEY`).
     pub admin_key: Option<String>,
+    /// Keep a record of every invocation (`GET /invocations/:id`).
+    pub record_invocations: bool,
+    /// How many records, and how old, are kept.
+    pub retention: minifaas_gateway::Retention,
 }
 
 impl Default for ServeConfig {
@@ -56,6 +60,8 @@ impl Default for ServeConfig {
             weights: Weights::default(),
             no_auth: false,
             admin_key: None,
+            record_invocations: true,
+            retention: minifaas_gateway::Retention::default(),
         }
     }
 }
@@ -75,6 +81,7 @@ pub struct ServeOverrides {
     pub max_wait_secs: Option<f64>,
     pub no_auth: bool,
     pub admin_key: Option<String>,
+    pub no_records: bool,
 }
 
 /// The config file (TOML). Unknown keys are an error: a typo must not pass silently.
@@ -91,6 +98,8 @@ struct FileConfig {
     no_auth: bool,
     #[serde(default)]
     scheduler: FileScheduler,
+    #[serde(default)]
+    records: FileRecords,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +110,14 @@ struct FileScheduler {
     idle_ttl: Option<f64>,
     max_wait: Option<f64>,
     weights: Option<FileWeights>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRecords {
+    enabled: Option<bool>,
+    max_records: Option<usize>,
+    max_age_days: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +189,15 @@ impl ServeConfig {
             config.max_queue_wait = seconds(v, "max_wait", 0.001..=3600.0)?;
         }
         config.no_auth = overrides.no_auth || from_file.no_auth;
+        let records = from_file.records;
+        config.record_invocations = !overrides.no_records && records.enabled.unwrap_or(true);
+        if let Some(max) = records.max_records {
+            config.retention.max_records = max;
+        }
+        if let Some(days) = records.max_age_days {
+            config.retention.max_age =
+                seconds(days * 86_400.0, "records.max_age_days", 60.0..=3.2e8)?;
+        }
         config.admin_key = overrides.admin_key.filter(|k| !k.is_empty());
         if let Some(w) = sched.weights {
             config.weights = Weights {

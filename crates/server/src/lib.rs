@@ -13,10 +13,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use minifaas_build::{BuildOptions, CompilerBuilder, Toolchain, Toolchains};
-use minifaas_core::{Executor, Invoker, KeyStore, Scope, Scopes, Store, load_stored_version};
+use minifaas_core::{
+    Executor, InvocationStore, Invoker, KeyStore, Scope, Scopes, Store, load_stored_version,
+};
 use minifaas_executor_process::{Interpreters, ProcessExecutor, ProcessOptions};
 use minifaas_executor_wasm::{EngineOptions, WasmExecutor};
-use minifaas_gateway::{AppState, Auth, AuthMode, GatewayLimits};
+use minifaas_gateway::{AppState, Auth, AuthMode, GatewayLimits, Observability, Recorder};
 use minifaas_registry::SqliteStore;
 use minifaas_scheduler::{Scheduler, SchedulerOptions, run_autoscaler};
 use tokio_util::sync::CancellationToken;
@@ -32,7 +34,8 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
 
     let registry = Arc::new(SqliteStore::open(&data_dir)?);
     let store: Arc<dyn Store> = registry.clone();
-    let keys: Arc<dyn KeyStore> = registry;
+    let keys: Arc<dyn KeyStore> = registry.clone();
+    let records: Arc<dyn InvocationStore> = registry;
     let auth = Arc::new(Auth::new(
         keys,
         if config.no_auth {
@@ -109,11 +112,25 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
 
     load_all(store.as_ref(), invoker.as_ref()).await?;
 
+    let (recorder, queued_records) = Recorder::new(config.record_invocations);
+    let record_writer = tokio::spawn(minifaas_gateway::run_recorder(
+        queued_records,
+        records.clone(),
+        config.retention,
+        shutdown.clone(),
+    ));
+    let observe = Arc::new(Observability {
+        recorder,
+        records,
+        stats: minifaas_gateway::Stats::default(),
+        logs: minifaas_gateway::log_book(),
+    });
     let state = AppState {
         store,
         builder,
         invoker,
         auth,
+        observe,
         limits: GatewayLimits {
             max_body_bytes: config.max_body_bytes,
             max_source_bytes: config.max_body_bytes,
@@ -137,8 +154,15 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         .context("serving HTTP")?;
     shutdown.cancel();
     let _ = autoscaler.await;
+    // The records still queued are written before the process ends.
+    let _ = record_writer.await;
     tracing::info!("minifaas stopped");
     Ok(())
+}
+
+/// The `tracing` layer that files functions' output for logs and invocation records.
+pub fn function_log_layer() -> minifaas_gateway::LogLayer {
+    minifaas_gateway::LogLayer
 }
 
 /// Probes the machine's isolation primitives once (through this binary in helper mode)
