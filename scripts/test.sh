@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-toolchains.sh
+./scripts/install-test-deps.sh
 cargo test --workspace --locked "$@"

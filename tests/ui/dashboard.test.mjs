@@ -1,0 +1,41 @@
+// Drives the dashboard in Debian's headless Chromium: the page loads with the key from
+// the URL, lists the deployed functions, and an invocation made through its form shows
+// up in the recent list with its id. Usage: node dashboard.test.mjs URL KEY FUNCTION
+import { chromium } from "playwright-core";
+
+const [url, key, fn] = process.argv.slice(2);
+const fail = (message) => { console.error("dashboard test: " + message); process.exit(1); };
+if (!url || !key || !fn) fail("usage: node dashboard.test.mjs URL KEY FUNCTION");
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (err) => errors.push(err.message));
+  await page.goto(`${url}/ui#key=${encodeURIComponent(key)}`);
+  // The key left the address bar and went to storage.
+  if (page.url().includes("key=")) fail("the key stayed in the URL");
+  await page.waitForSelector(`tr[data-function="${fn}"]`, { timeout: 15000 });
+  const stored = await page.evaluate(() => localStorage.getItem("minifaas.key"));
+  if (stored !== key) fail("the key was not kept in storage");
+
+  await page.selectOption("#invoke-function", fn);
+  await page.fill("#invoke-body", "from the browser");
+  await page.click("#invoke-submit");
+  const result = await page.waitForSelector("#invoke-result [data-invocation]", { timeout: 15000 });
+  const id = await result.getAttribute("data-invocation");
+  if (!id || !id.startsWith("inv_")) fail(`no invocation id in the result: ${id}`);
+  const output = await page.textContent("#invoke-result pre");
+  await page.waitForSelector(`#recent li[data-invocation="${id}"]`, { timeout: 15000 });
+  // Its logs open on click.
+  await page.click(`#recent li[data-invocation="${id}"]`);
+  const logs = await page.textContent(`#recent li[data-invocation="${id}"] pre`);
+  if (errors.length) fail("page errors: " + errors.join("; "));
+  console.log(JSON.stringify({ id, output, logs }));
+} finally {
+  await browser.close();
+}
