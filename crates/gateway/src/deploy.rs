@@ -184,6 +184,10 @@ pub(crate) async fn delete(state: &AppState, raw_name: &str) -> Result<FunctionN
     if !state.store.delete_function(&name).await? {
         return Err(Error::function_not_found());
     }
+    // A new function of the same name starts with no history (its records stay until
+    // the retention removes them).
+    state.observe.stats.forget(name.as_str());
+    state.observe.logs.forget(name.as_str());
     tracing::info!(function = %name, "deleted");
     Ok(name)
 }
