@@ -28,5 +28,5 @@ pub use invocation::{
 pub use traits::{
     Builder, Executor, FunctionAccess, Instance, InstanceDefaults, InvocationStore, Invoker,
     KeyStore, NewVersion, PreparedFunction, PreparedVersion, SharedInstance, Store,
-    load_stored_version,
+    load_stored_version, sync_stored_versions,
 };

@@ -67,6 +67,9 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_function(&self, name: &FunctionName) -> Result<bool>;
     /// The bytes of a blob by its sha256.
     async fn get_blob(&self, sha256: &str) -> Result<Bytes>;
+    /// Whether someone else (a hand edit, another process) committed a change since the
+    /// last call: the change feed that keeps the serving versions in step with the store.
+    async fn changed_elsewhere(&self) -> Result<bool>;
 }
 
 /// The API keys (hashed; the registry never sees a secret).
@@ -192,6 +195,8 @@ pub trait Invoker: Send + Sync + 'static {
     fn resolve(&self, name_or_id: &str) -> Option<FunctionName>;
     /// Who may call the serving version of `name` and how often (from its config).
     fn access(&self, name: &FunctionName) -> Option<FunctionAccess>;
+    /// Every serving function: its version and the config it serves with.
+    fn serving(&self) -> Vec<(FunctionName, u32, FunctionConfig)>;
     /// Runs one invocation of the function's current version.
     async fn invoke(&self, name: &FunctionName, request: InvokeRequest) -> Result<InvokeResponse>;
     /// As `invoke`, with how it went (version, instance, wait, run, cold start). `Err`
@@ -221,6 +226,39 @@ pub trait Invoker: Send + Sync + 'static {
 }
 
 /// Loads a stored version and makes it serve: the one path shared by deploy and start-up.
+/// Brings the serving versions in step with the store after a change made elsewhere (a
+/// hand edit of the database, another process): loads every function whose current
+/// version or config differs from what serves, through the same path as a deploy, and
+/// stops serving those no longer stored. Returns how many functions changed.
+pub async fn sync_stored_versions(store: &dyn Store, invoker: &dyn Invoker) -> Result<usize> {
+    let stored = store.list_functions().await?;
+    let serving = invoker.serving();
+    let mut changed = 0;
+    for (function, version) in &stored {
+        let current = serving.iter().find(|(name, _, _)| *name == function.name);
+        match current {
+            Some((_, number, config))
+                if *number == version.version && *config == version.config =>
+            {
+                continue;
+            }
+            // A version set back by hand: the newer one must go first (activation
+            // never replaces a newer version on its own).
+            Some((_, number, _)) if *number > version.version => invoker.remove(&function.name),
+            _ => {}
+        }
+        load_stored_version(store, invoker, function, version).await?;
+        changed += 1;
+    }
+    for (name, _, _) in serving {
+        if !stored.iter().any(|(function, _)| function.name == name) {
+            invoker.remove(&name);
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
 pub async fn load_stored_version(
     store: &dyn Store,
     invoker: &dyn Invoker,

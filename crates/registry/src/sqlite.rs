@@ -20,6 +20,8 @@ use crate::schema;
 struct Inner {
     conn: Connection,
     blobs: BlobStore,
+    /// The last `PRAGMA data_version` seen (the change feed).
+    data_version: Option<i64>,
 }
 
 pub struct SqliteStore {
@@ -112,7 +114,11 @@ impl SqliteStore {
             .map_err(db_err)?;
         schema::migrate(&mut conn).map_err(db_err)?;
         let blobs = BlobStore::open(data_dir.join("blobs"))?;
-        let inner = Inner { conn, blobs };
+        let inner = Inner {
+            conn,
+            blobs,
+            data_version: None,
+        };
         let removed = inner.collect_garbage()?;
         if removed > 0 {
             tracing::info!(removed, "removed blobs that no version names");
@@ -279,6 +285,21 @@ impl Store for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(db_err)?;
             rows.into_iter().collect()
+        })
+        .await
+    }
+
+    async fn changed_elsewhere(&self) -> Result<bool> {
+        self.with(|inner| {
+            // Changes only when another connection commits; this server's own writes go
+            // through this same connection and do not count.
+            let version: i64 = inner
+                .conn
+                .query_row("PRAGMA data_version", [], |row| row.get(0))
+                .map_err(db_err)?;
+            let changed = inner.data_version.is_some_and(|seen| seen != version);
+            inner.data_version = Some(version);
+            Ok(changed)
         })
         .await
     }

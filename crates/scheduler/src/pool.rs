@@ -94,6 +94,8 @@ pub(crate) struct Pool {
     pub version: u32,
     /// Who may call this version, and how often (the gateway enforces it).
     pub access: minifaas_core::FunctionAccess,
+    /// The config this version serves with.
+    pub config: minifaas_core::FunctionConfig,
     function: Arc<dyn PreparedFunction>,
     pub settings: PoolSettings,
     weights: Weights,
@@ -125,6 +127,7 @@ impl Pool {
                 public: false,
                 rate_limit: None,
             },
+            config: minifaas_core::FunctionConfig::default(),
             function,
             settings,
             weights,
@@ -134,9 +137,10 @@ impl Pool {
         }
     }
 
-    /// This pool with the access rules of its version's config.
-    pub(crate) fn with_access(mut self, access: minifaas_core::FunctionAccess) -> Self {
-        self.access = access;
+    /// This pool with its version's config (and the access rules in it).
+    pub(crate) fn with_config(mut self, config: minifaas_core::FunctionConfig) -> Self {
+        self.access = minifaas_core::FunctionAccess::of(&config);
+        self.config = config;
         self
     }
 

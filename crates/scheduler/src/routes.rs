@@ -121,6 +121,14 @@ impl Invoker for Scheduler {
         self.table().by_name.get(name).map(|(_, pool)| pool.access)
     }
 
+    fn serving(&self) -> Vec<(FunctionName, u32, FunctionConfig)> {
+        self.table()
+            .by_name
+            .iter()
+            .map(|(name, (_, pool))| (name.clone(), pool.version, pool.config.clone()))
+            .collect()
+    }
+
     async fn invoke(&self, name: &FunctionName, request: InvokeRequest) -> Result<InvokeResponse> {
         self.invoke_measured(name, request).await?.response
     }
@@ -189,7 +197,7 @@ impl Invoker for Scheduler {
                 settings,
                 self.options.weights,
             )
-            .with_access(minifaas_core::FunctionAccess::of(&version.config)),
+            .with_config(version.config.clone()),
         );
         {
             let mut table = self

@@ -111,6 +111,11 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
     let invoker: Arc<dyn Invoker> = scheduler.clone();
 
     load_all(store.as_ref(), invoker.as_ref()).await?;
+    let change_feed = tokio::spawn(follow_hand_edits(
+        store.clone(),
+        invoker.clone(),
+        shutdown.clone(),
+    ));
 
     let (recorder, queued_records) = Recorder::new(config.record_invocations);
     let record_writer = tokio::spawn(minifaas_gateway::run_recorder(
@@ -154,6 +159,7 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         .context("serving HTTP")?;
     shutdown.cancel();
     let _ = autoscaler.await;
+    let _ = change_feed.await;
     // The records still queued are written before the process ends.
     let _ = record_writer.await;
     tracing::info!("minifaas stopped");
@@ -304,6 +310,37 @@ async fn load_all(store: &dyn Store, invoker: &dyn Invoker) -> anyhow::Result<()
     }
     tracing::info!(loaded, total, "functions loaded");
     Ok(())
+}
+
+/// Picks up changes made to the database by anyone but this server (edits by hand,
+/// another process) within half a second: `PRAGMA data_version`, then the same load
+/// path as a deploy for whatever differs from what serves.
+async fn follow_hand_edits(
+    store: Arc<dyn Store>,
+    invoker: Arc<dyn Invoker>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match store.changed_elsewhere().await {
+            Ok(true) => {
+                match minifaas_core::sync_stored_versions(store.as_ref(), invoker.as_ref()).await {
+                    Ok(changed) => {
+                        tracing::info!(changed, "picked up changes made to the database elsewhere")
+                    }
+                    Err(err) => {
+                        tracing::error!(%err, "could not apply changes made to the database elsewhere")
+                    }
+                }
+            }
+            Ok(false) => {}
+            Err(err) => tracing::warn!(%err, "could not check the database for outside changes"),
+        }
+    }
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.
