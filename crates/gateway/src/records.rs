@@ -37,7 +37,9 @@ const RECENT: usize = 2048;
 /// Records waiting for the writer before new ones are dropped.
 const QUEUE: usize = 8192;
 /// Most records per database transaction.
-const BATCH: usize = 512;
+const BATCH: usize = 4096;
+/// Below this many waiting, the writer lets a batch gather for a moment first.
+const SMALL_BATCH: usize = 256;
 
 pub struct Recorder {
     enabled: bool,
@@ -85,7 +87,8 @@ impl Recorder {
     /// within one server.
     pub fn next_id(&self) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        format!("{}_{n:x}", self.prefix)
+        // Zero-padded: ids sort (and are inserted into the primary key) in order.
+        format!("{}_{n:010x}", self.prefix)
     }
 
     pub fn enabled(&self) -> bool {
@@ -149,8 +152,11 @@ pub async fn run_recorder(
                 if received == 0 {
                     break;
                 }
-                // Let a burst gather into one transaction.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Under load the queue refills while a batch is written, so the next
+                // one is large; when quiet, let a few gather into one transaction.
+                if batch.len() < SMALL_BATCH {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 while batch.len() < BATCH {
                     match receiver.try_recv() {
                         Ok(record) => batch.push(record),
