@@ -396,10 +396,10 @@ impl Instance for Worker {
             read_response(responses, spec.max_response_bytes).await
         };
         let outcome = tokio::time::timeout(spec.timeout, exchange).await;
-        // What it printed during the call is in its log pipes by now: let the readers
-        // file it under this invocation before the next one starts.
+        // What it printed during the call is in its log pipes by now: give the readers
+        // a moment to file it. The id stays until the next call replaces it, so a line
+        // read late still goes to this invocation.
         drain_logs(&process.log_fds).await;
-        set_current(&process.current, None);
         match outcome {
             Err(_) => {
                 self.kill();

@@ -84,16 +84,13 @@ impl LogBook {
         let _ = self.live.send(line);
     }
 
-    /// The logs of one invocation, removed from the book (its record keeps them).
-    pub fn take_invocation(&self, id: &str) -> String {
-        let mut book = self.book();
-        match book.by_invocation.remove(id) {
-            Some(text) => {
-                book.invocation_order.retain(|i| i != id);
-                text
-            }
-            None => String::new(),
-        }
+    /// The logs of one invocation (kept until newer invocations push them out).
+    pub fn invocation(&self, id: &str) -> String {
+        self.book()
+            .by_invocation
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The newest `limit` lines of a function, oldest first.
@@ -199,8 +196,8 @@ mod tests {
         book.push(line("f", Some("i2"), "two"));
         book.push(line("g", None, "other"));
         book.push(line("f", Some("i1"), "three"));
-        assert_eq!(book.take_invocation("i1"), "one\nthree\n");
-        assert_eq!(book.take_invocation("i1"), "");
+        assert_eq!(book.invocation("i1"), "one\nthree\n");
+        assert_eq!(book.invocation("i3"), "");
         let recent: Vec<String> = book.recent("f", 2).into_iter().map(|l| l.line).collect();
         assert_eq!(recent, ["two", "three"]);
         assert_eq!(book.recent("g", 10).len(), 1);
@@ -217,6 +214,10 @@ mod tests {
             ));
         }
         assert_eq!(book.recent("f", usize::MAX).len(), LINES_PER_FUNCTION);
-        assert!(book.take_invocation("big").len() <= BYTES_PER_INVOCATION + 1);
+        assert!(book.invocation("big").len() <= BYTES_PER_INVOCATION + 1);
+        for i in 0..(INVOCATIONS_REMEMBERED + 1) {
+            book.push(line("g", Some(&format!("i{i}")), "x"));
+        }
+        assert_eq!(book.invocation("big"), "");
     }
 }

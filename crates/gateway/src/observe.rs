@@ -102,11 +102,18 @@ pub(crate) async fn run_invocation(
         init,
         at: started_at,
     });
-    if observe.recorder.enabled() {
-        record.logs = observe.logs.take_invocation(&id);
-        observe.recorder.record(record);
-    }
+    // Its logs are attached when the record is read or written: a line the readers
+    // file a moment after the response still belongs to it.
+    observe.recorder.record(record);
     (id, response)
+}
+
+/// A record not yet written gets its logs from the book.
+pub(crate) fn with_logs(mut record: InvocationRecord, logs: &LogBook) -> InvocationRecord {
+    if record.logs.is_empty() {
+        record.logs = logs.invocation(&record.id);
+    }
+    record
 }
 
 /// Adds `X-Invocation-Id` to a response.
@@ -139,7 +146,7 @@ pub(crate) async fn invocation(
     Path(id): Path<String>,
 ) -> std::result::Result<Json<InvocationResponse>, ApiError> {
     let found = match state.observe.recorder.recent(&id) {
-        Some(record) => Some(record),
+        Some(record) => Some(with_logs(record, state.observe.logs)),
         None => state.observe.records.invocation(&id).await?,
     };
     let record = found.ok_or_else(|| {
@@ -184,6 +191,7 @@ pub(crate) async fn list_invocations(
         .into_iter()
         .filter(|r| matches(r))
         .take(limit)
+        .map(|r| with_logs(r, state.observe.logs))
         .collect();
     if records.len() < limit {
         for record in state

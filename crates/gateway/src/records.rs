@@ -141,6 +141,7 @@ impl Recorder {
 pub async fn run_recorder(
     mut receiver: mpsc::Receiver<InvocationRecord>,
     store: Arc<dyn InvocationStore>,
+    logs: &'static crate::logs::LogBook,
     retention: Retention,
     shutdown: CancellationToken,
 ) {
@@ -163,7 +164,7 @@ pub async fn run_recorder(
                         Err(_) => break,
                     }
                 }
-                write(&store, &mut batch).await;
+                write(&store, logs, &mut batch).await;
             }
             _ = prune.tick() => {
                 let before = unix_ms() - retention.max_age.as_millis() as i64;
@@ -177,18 +178,25 @@ pub async fn run_recorder(
                 while let Ok(record) = receiver.try_recv() {
                     batch.push(record);
                 }
-                write(&store, &mut batch).await;
+                write(&store, logs, &mut batch).await;
                 break;
             }
         }
     }
 }
 
-async fn write(store: &Arc<dyn InvocationStore>, batch: &mut Vec<InvocationRecord>) {
+async fn write(
+    store: &Arc<dyn InvocationStore>,
+    logs: &crate::logs::LogBook,
+    batch: &mut Vec<InvocationRecord>,
+) {
     if batch.is_empty() {
         return;
     }
-    let records = std::mem::take(batch);
+    let records: Vec<InvocationRecord> = std::mem::take(batch)
+        .into_iter()
+        .map(|r| crate::observe::with_logs(r, logs))
+        .collect();
     let count = records.len();
     if let Err(err) = store.insert_invocations(records).await {
         tracing::warn!(%err, count, "could not write invocation records");

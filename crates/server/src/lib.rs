@@ -121,6 +121,7 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
     let record_writer = tokio::spawn(minifaas_gateway::run_recorder(
         queued_records,
         records.clone(),
+        minifaas_gateway::log_book(),
         config.retention,
         shutdown.clone(),
     ));
