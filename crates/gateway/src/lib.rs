@@ -138,8 +138,11 @@ pub fn router(state: AppState) -> Router {
             error::panic_response,
         ))
         .layer(
-            tower_http::trace::TraceLayer::new_for_http().make_span_with(
-                |request: &axum::http::Request<axum::body::Body>| {
+            tower_http::trace::TraceLayer::new_for_http()
+                // A 5xx a function caused is the function's (its record and the metrics
+                // have it); the server's own faults are logged where they happen.
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG))
+                .make_span_with(|request: &axum::http::Request<axum::body::Body>| {
                     // Every line logged while serving a request carries its id.
                     static NEXT: std::sync::atomic::AtomicU64 =
                         std::sync::atomic::AtomicU64::new(1);
@@ -150,8 +153,7 @@ pub fn router(state: AppState) -> Router {
                         method = %request.method(),
                         path = %request.uri().path()
                     )
-                },
-            ),
+                }),
         )
         .with_state(state)
 }
