@@ -21,7 +21,9 @@ const LANDLOCK_ABI: ABI = ABI::V6;
 /// Restricts the filesystem to the sandbox's paths (a second wall around the mount
 /// view, and the only one where namespaces are missing), TCP to nothing unless the
 /// child may use the network, and signals and abstract sockets to its own domain.
-pub(crate) fn apply_landlock(isolation: &Isolation) -> Result<(), String> {
+/// `private_tmp`: `/tmp` and `/dev/shm` are the sandbox's own tmpfs (the filesystem
+/// view is on); without the view they are the host's, holding anything, and stay shut.
+pub(crate) fn apply_landlock(isolation: &Isolation, private_tmp: bool) -> Result<(), String> {
     let fail = |e: landlock::RulesetError| format!("Landlock: {e}");
     let read = AccessFs::from_read(LANDLOCK_ABI);
     let all = AccessFs::from_all(LANDLOCK_ABI);
@@ -43,11 +45,16 @@ pub(crate) fn apply_landlock(isolation: &Isolation) -> Result<(), String> {
         .map(std::path::PathBuf::from)
         .chain(isolation.read_only.iter().cloned())
         .chain(["/proc".into()]);
+    let scratch: &[&str] = if private_tmp {
+        &["/tmp", "/dev/shm"]
+    } else {
+        &[]
+    };
     let writable = isolation
         .writable
         .iter()
         .cloned()
-        .chain(["/tmp".into(), "/dev/shm".into()]);
+        .chain(scratch.iter().map(std::path::PathBuf::from));
     let devices = [
         "/dev/null",
         "/dev/zero",

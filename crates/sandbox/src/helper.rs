@@ -94,13 +94,9 @@ fn exec_main(spec: &HelperSpec, argv: &[OsString]) -> Result<i32, String> {
         step("dropping supplementary groups", nix::unistd::setgroups(&[]))?;
     }
     if !spec.features.namespaces {
-        // No namespaces on this machine: at least stop being root, then confine.
-        if is_root {
-            step(
-                "switching to the sandbox user",
-                become_user(spec.outside_uid, spec.outside_gid),
-            )?;
-        }
+        // No namespaces on this machine: the program keeps the server's user (it must
+        // still reach runtimes under the server's home) but no capability, and Landlock
+        // and seccomp (where present) are the walls.
         let err = confine_and_exec(spec, argv);
         return Err(err);
     }
@@ -196,9 +192,10 @@ fn unsafe_file(fd: i32) -> std::fs::File {
 }
 
 /// The inside uid/gid the program runs as: `nobody` when the helper is root (it maps
-/// both 0 and 65534), else 0 (the server's own uid, the only one it may map).
+/// both 0 and 65534) and the filesystem view shows it what it needs, else 0 (the
+/// server's own uid: the only one it may map, or the one that reaches the runtimes).
 fn program_ids(spec: &HelperSpec) -> (u32, u32) {
-    if Uid::effective().is_root() {
+    if Uid::effective().is_root() && spec.features.filesystem {
         (spec.outside_uid, spec.outside_gid)
     } else {
         (0, 0)
@@ -284,7 +281,7 @@ fn confine_and_exec(spec: &HelperSpec, argv: &[OsString]) -> String {
         return format!("entering {}: {err}", spec.cwd.display());
     }
     if spec.features.landlock
-        && let Err(err) = crate::confine::apply_landlock(&spec.isolation)
+        && let Err(err) = crate::confine::apply_landlock(&spec.isolation, spec.features.filesystem)
     {
         return err;
     }
@@ -299,7 +296,16 @@ fn confine_and_exec(spec: &HelperSpec, argv: &[OsString]) -> String {
     {
         return err;
     }
-    let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
+    let mut command = std::process::Command::new(&argv[0]);
+    command.args(&argv[1..]);
+    if !spec.features.filesystem
+        && let Some(dir) = spec.isolation.writable.first()
+    {
+        // The host's /tmp is shut (it holds anything); temporary files go to the
+        // child's own writable directory.
+        command.env("TMPDIR", dir);
+    }
+    let err = command.exec();
     format!("running {}: {err}", argv[0].to_string_lossy())
 }
 

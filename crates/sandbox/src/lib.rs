@@ -68,6 +68,10 @@ pub struct Sandbox {
 
 static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
 
+/// `MINIFAAS_SANDBOX_WITHOUT=namespaces,cgroups,landlock,seccomp`: primitives to leave
+/// out even where the machine has them.
+pub const WITHOUT_ENV: &str = "MINIFAAS_SANDBOX_WITHOUT";
+
 /// The sandbox, once [`init`] has run. Without it, children get rlimits only (unit
 /// tests of other crates, which have no helper binary).
 pub fn active() -> Option<&'static Sandbox> {
@@ -103,15 +107,33 @@ impl Sandbox {
         let staging_root = scratch.join("sandbox-root");
         let staging_ok = std::fs::create_dir_all(&staging_root).is_ok();
         let probe = probe_primitives(&helper);
-        let found = probe.clone().unwrap_or_default();
-        let probe_error = probe.err().unwrap_or_default();
+        let mut found = probe.clone().unwrap_or_default();
+        let mut probe_error = probe.err().unwrap_or_default();
+        // An operator may turn primitives off (to debug, or where one misbehaves); they
+        // are then reported missing like any other.
+        let turned_off = std::env::var(WITHOUT_ENV).unwrap_or_default();
+        let off = |name: &str| turned_off.split(',').any(|p| p.trim() == name);
+        if off("namespaces") {
+            found.user_namespace = false;
+            probe_error = format!("turned off by {WITHOUT_ENV}");
+        }
+        if off("landlock") {
+            found.landlock.clear();
+        }
+        if off("seccomp") {
+            found.seccomp = false;
+        }
         let namespaces = found.user_namespace
             && found.pid_namespace
             && found.mount_namespace
             && found.network_namespace
             && found.ipc_namespace
             && found.uts_namespace;
-        let cgroups = Cgroups::detect();
+        let cgroups = if off("cgroups") {
+            Err(format!("turned off by {WITHOUT_ENV}"))
+        } else {
+            Cgroups::detect()
+        };
         let is_root = nix::unistd::Uid::effective().is_root();
         let (outside_uid, outside_gid) = if is_root {
             (65534, 65534)
@@ -173,7 +195,7 @@ impl Sandbox {
                 } else {
                     probe_error.clone()
                 },
-                without_it: "children run as nobody but see the host's filesystem (behind Landlock if present) and network",
+                without_it: "children run as the server's user without capabilities, see the host's filesystem through Landlock only (if present), and share its network (Landlock still refuses TCP)",
             },
             Primitive {
                 name: "minimal filesystem view (pivot_root)",

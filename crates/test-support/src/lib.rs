@@ -18,6 +18,7 @@ pub struct TestServer {
     binary: PathBuf,
     data: tempfile::TempDir,
     extra_args: Vec<String>,
+    extra_env: Vec<(String, String)>,
     admin_key: Option<String>,
     child: Option<Child>,
     /// `http://127.0.0.1:PORT`
@@ -35,26 +36,46 @@ impl TestServer {
         Self::start_inner(binary.as_ref(), extra_args, Some(ADMIN_KEY))
     }
 
+    /// As [`TestServer::start_with`], with extra environment variables.
+    pub fn start_with_env(
+        binary: impl AsRef<Path>,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut server = Self::unstarted(binary.as_ref(), extra_args, Some(ADMIN_KEY));
+        server.extra_env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        server.spawn();
+        server
+    }
+
     /// Starts a server that must create its own first admin key (in `admin.key`).
     pub fn start_without_admin_key(binary: impl AsRef<Path>, extra_args: &[&str]) -> Self {
         Self::start_inner(binary.as_ref(), extra_args, None)
     }
 
     fn start_inner(binary: &Path, extra_args: &[&str], admin_key: Option<&str>) -> Self {
+        let mut server = Self::unstarted(binary, extra_args, admin_key);
+        server.spawn();
+        server
+    }
+
+    fn unstarted(binary: &Path, extra_args: &[&str], admin_key: Option<&str>) -> Self {
         let data = tempfile::Builder::new()
             .prefix("minifaas-test-")
             .tempdir()
             .expect("creating a temp data dir");
-        let mut server = Self {
+        Self {
             binary: binary.to_owned(),
             data,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            extra_env: Vec::new(),
             admin_key: admin_key.map(str::to_owned),
             child: None,
             url: String::new(),
-        };
-        server.spawn();
-        server
+        }
     }
 
     fn spawn(&mut self) {
@@ -63,6 +84,7 @@ impl TestServer {
         if let Some(key) = &self.admin_key {
             command.env("MINIFAAS_ADMIN_KEY", key);
         }
+        command.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         let mut child = command
             .arg("serve")
             .arg("--listen")
