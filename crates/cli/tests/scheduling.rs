@@ -333,7 +333,16 @@ async fn deleting_an_instance_drains_it() {
                 .unwrap()
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Delete it only once the call runs on it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !instances(&server, "drained")
+        .await
+        .iter()
+        .any(|i| i["id"] == id && i["in_flight"].as_u64() == Some(1))
+    {
+        assert!(Instant::now() < deadline, "the call never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let response = server
         .client()
         .delete(server.endpoint(&format!("/instances/{id}")))
@@ -389,12 +398,28 @@ async fn wasi_functions_go_through_the_same_admission() {
         json!({"max_instances": 1, "concurrency": 1, "max_queue": 0}),
     )
     .await;
+    // The pre-warmed instance must be up: while it starts, a call finds no slot and
+    // no queue and is shed too.
+    wait_for_instances(&server, "wasi-narrow", 1).await;
     let first = {
         let client = server.client();
         let url = server.endpoint("/invoke/wasi-narrow");
         tokio::spawn(async move { client.post(url).send().await.unwrap().status().as_u16() })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once the first call holds the only slot, the second finds no room and no queue.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !instances(&server, "wasi-narrow")
+        .await
+        .iter()
+        .any(|i| i["in_flight"].as_u64() == Some(1))
+    {
+        if first.is_finished() {
+            let status = first.await.unwrap();
+            panic!("the first call ended before it was seen running: {status}");
+        }
+        assert!(Instant::now() < deadline, "the first call never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let second = server.invoke("wasi-narrow", "").await;
     assert_eq!(second.status(), 429);
     assert_eq!(first.await.unwrap(), 200);
