@@ -1,11 +1,12 @@
 // Drives the dashboard in Debian's headless Chromium: the page loads with the key from
 // the URL, lists the deployed functions, and an invocation made through its form shows
-// up in the recent list with its id. Usage: node dashboard.test.mjs URL KEY FUNCTION
+// up in the recent list with its id; a file deployed through its form appears in the list.
+// Usage: node dashboard.test.mjs URL KEY FUNCTION FILE_TO_DEPLOY
 import { chromium } from "playwright-core";
 
-const [url, key, fn] = process.argv.slice(2);
+const [url, key, fn, file] = process.argv.slice(2);
 const fail = (message) => { console.error("dashboard test: " + message); process.exit(1); };
-if (!url || !key || !fn) fail("usage: node dashboard.test.mjs URL KEY FUNCTION");
+if (!url || !key || !fn || !file) fail("usage: node dashboard.test.mjs URL KEY FUNCTION FILE");
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -34,8 +35,15 @@ try {
   // Its logs open on click.
   await page.click(`#recent li[data-invocation="${id}"]`);
   const logs = await page.textContent(`#recent li[data-invocation="${id}"] pre`);
+
+  // Deploy a file through the form: its function appears in the list.
+  await page.setInputFiles("#deploy-file", file);
+  await page.click("#deploy-submit");
+  const stem = file.split("/").pop().replace(/\.[^.]*$/, "");
+  await page.waitForSelector(`tr[data-function="${stem}"]`, { timeout: 30000 });
+  const deployed = await page.textContent("#deploy-result");
   if (errors.length) fail("page errors: " + errors.join("; "));
-  console.log(JSON.stringify({ id, output, logs }));
+  console.log(JSON.stringify({ id, output, logs, deployed }));
 } finally {
   await browser.close();
 }

@@ -1,4 +1,6 @@
-//! The dashboard in a real headless Chromium (Debian's `chromium`, driven by
+//! The dashboard in a real headless Chromium: it loads, lists the functions, shows an
+//! invocation made through its form, and deploys a file through its other form. In
+//! Debian's `chromium`, driven by
 //! playwright-core from `tests/ui/`; `scripts/install-test-deps.sh` installs both).
 
 mod common;
@@ -39,10 +41,12 @@ def handle(request):
     );
 
     let url = server.url.clone();
+    let upload = root.join("examples/hello.c");
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")
             .arg(script)
             .args([&url, minifaas_test_support::ADMIN_KEY, "echo"])
+            .arg(upload)
             .output()
             .unwrap()
     })
@@ -57,6 +61,8 @@ def handle(request):
     let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(seen["output"], "echo: from the browser");
     assert_eq!(seen["logs"], "the browser sent from the browser\n");
+    assert_eq!(seen["deployed"], "deployed hello (version 1)");
+    assert_eq!(common::call(&server, "hello", "").await.0, 200);
     // The same invocation, through the API.
     let id = seen["id"].as_str().unwrap();
     let record: Value = server

@@ -242,11 +242,16 @@ impl Drop for TestServer {
     }
 }
 
-/// The repository's root (for `examples/`).
+/// The repository's root (for `examples/`, `tests/ui/`): from the running test's own
+/// crate (cargo sets `CARGO_MANIFEST_DIR` when it runs tests), so that a build shared by
+/// two checkouts never points one at the other's files.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .ancestors()
-        .nth(2)
-        .expect("crates/test-support is two levels down")
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .unwrap_or(&manifest_dir)
         .to_owned()
 }
