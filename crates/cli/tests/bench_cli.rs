@@ -5,26 +5,13 @@ mod common;
 use common::{deploy_ok, example, server};
 use serde_json::Value;
 
-fn minifaas(url: &str, args: &[&str]) -> (bool, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_minifaas"))
-        .args(["--url", url])
-        .env("MINIFAAS_KEY", minifaas_test_support::ADMIN_KEY)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn bench_reports_requests_errors_and_percentiles() {
     let server = server();
     deploy_ok(&server, "hello", "c", &example("hello.c"), Value::Null).await;
 
-    let (ok, out) = minifaas(
-        &server.url,
+    let (ok, out, _) = common::cli(
+        &server,
         &["bench", "hello", "-n", "200", "-c", "4", "--json"],
     );
     assert!(ok, "{out}");
@@ -37,8 +24,8 @@ async fn bench_reports_requests_errors_and_percentiles() {
     assert!(report["p50_ms"].as_f64() <= report["p99_ms"].as_f64());
 
     // Open loop: the rate sets how many requests a duration sends.
-    let (ok, out) = minifaas(
-        &server.url,
+    let (ok, out, _) = common::cli(
+        &server,
         &[
             "bench", "hello", "--rate", "100", "-d", "1s", "-c", "2", "--json",
         ],
@@ -49,8 +36,8 @@ async fn bench_reports_requests_errors_and_percentiles() {
     assert!((95..=101).contains(&sent), "{report}");
 
     // Errors are counted by status.
-    let (ok, out) = minifaas(
-        &server.url,
+    let (ok, out, _) = common::cli(
+        &server,
         &["bench", "missing", "-n", "5", "-c", "1", "--json"],
     );
     assert!(ok);
@@ -59,7 +46,7 @@ async fn bench_reports_requests_errors_and_percentiles() {
     assert_eq!(report["errors_by_status"]["404"], 5);
 
     // The seed's form.
-    let (ok, out) = minifaas(&server.url, &["load-injector", "hello", "3", "10"]);
+    let (ok, out, _) = common::cli(&server, &["load-injector", "hello", "3", "10"]);
     assert!(ok);
     assert!(out.contains("Total requests: 30"), "{out}");
     assert!(out.contains("Successful: 30 (100.0%)"), "{out}");

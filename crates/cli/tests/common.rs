@@ -17,6 +17,22 @@ pub fn example(name: &str) -> String {
     .expect("reading an example")
 }
 
+/// Runs the `minifaas` CLI against `server` with the admin key; returns (success,
+/// stdout, stderr).
+pub fn cli(server: &TestServer, args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_minifaas"))
+        .args(["--url", &server.url])
+        .env("MINIFAAS_KEY", minifaas_test_support::ADMIN_KEY)
+        .args(args)
+        .output()
+        .expect("running the minifaas CLI");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// Deploys `code` as a function, asserting 201.
 pub async fn deploy_ok(
     server: &TestServer,

@@ -310,19 +310,7 @@ async fn oversized_bodies_and_unknown_routes_get_json_errors() {
 #[tokio::test]
 async fn the_cli_deploys_invokes_lists_and_removes() {
     let server = server();
-    let run = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_minifaas"))
-            .args(["--url", &server.url])
-            .env("MINIFAAS_KEY", minifaas_test_support::ADMIN_KEY)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| common::cli(&server, args);
     let hello = minifaas_test_support::repo_root().join("examples/hello.c");
     let hello = hello.to_str().unwrap();
     let (ok, out, err) = run(&["deploy", hello]);

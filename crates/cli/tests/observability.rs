@@ -175,12 +175,7 @@ async fn logs_by_function_and_followed_live() {
     assert!(seen.contains(&live_id), "{seen}");
 
     // The CLI prints the same lines.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_minifaas"))
-        .args(["--url", &server.url, "logs", "talker"])
-        .env("MINIFAAS_KEY", minifaas_test_support::ADMIN_KEY)
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&output.stdout);
+    let (_, printed, _) = common::cli(&server, &["logs", "talker"]);
     assert!(printed.contains("working on live"), "{printed}");
     assert!(printed.contains(&live_id), "{printed}");
 }

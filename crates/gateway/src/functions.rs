@@ -198,6 +198,26 @@ pub(crate) fn into_http(response: InvokeResponse) -> Response {
     http
 }
 
+/// Who may call `name` (its key, or a public function), its rate limits, then the body
+/// under the limit. Returns the function, the headers it may see (the platform key
+/// removed) and the body. Shared by `/invoke/:name` and the seed's `/invoke?fn=`.
+pub(crate) async fn admit_invocation(
+    state: &AppState,
+    name: Option<FunctionName>,
+    mut headers: HeaderMap,
+    body: Body,
+) -> Result<(FunctionName, HeaderMap, bytes::Bytes), ApiError> {
+    let access = name.as_ref().and_then(|n| state.invoker.access(n));
+    state
+        .auth
+        .authorize_invoke(&headers, name.as_ref(), access)
+        .await?;
+    let name = name.ok_or_else(Error::function_not_found)?;
+    crate::auth::strip_platform_credentials(&mut headers, access);
+    let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
+    Ok((name, headers, bytes))
+}
+
 /// The request as a function sees it.
 pub(crate) fn invoke_request(
     method: &Method,
@@ -237,15 +257,7 @@ pub(crate) async fn invoke(
         }
     }
     let name = FunctionName::parse(name).ok();
-    let access = name.as_ref().and_then(|n| state.invoker.access(n));
-    state
-        .auth
-        .authorize_invoke(&headers, name.as_ref(), access)
-        .await?;
-    let name = name.ok_or_else(Error::function_not_found)?;
-    let mut headers = headers;
-    crate::auth::strip_platform_credentials(&mut headers, access);
-    let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
+    let (name, headers, bytes) = admit_invocation(&state, name, headers, body).await?;
     let path = format!("/{rest}");
     let request = invoke_request(&method, &path, &uri, &headers, bytes);
     let (id, result) = crate::observe::run_invocation(&state, &name, request).await;

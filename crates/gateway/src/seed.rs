@@ -91,15 +91,8 @@ pub(crate) async fn invoke(
         .into());
     };
     let name = state.invoker.resolve(&key);
-    let access = name.as_ref().and_then(|n| state.invoker.access(n));
-    state
-        .auth
-        .authorize_invoke(&headers, name.as_ref(), access)
-        .await?;
-    let name = name.ok_or_else(Error::function_not_found)?;
-    let mut headers = headers;
-    crate::auth::strip_platform_credentials(&mut headers, access);
-    let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
+    let (name, headers, bytes) =
+        crate::functions::admit_invocation(&state, name, headers, body).await?;
     // The function sees the request without the seed API's own query string.
     let request = invoke_request(&method, "/", &Uri::from_static("/"), &headers, bytes);
     let (id, result) = crate::observe::run_invocation(&state, &name, request).await;
