@@ -263,3 +263,50 @@ fn check_system_reports_every_primitive() {
         assert!(report.contains(primitive), "{primitive}: {report}");
     }
 }
+
+/// The quick start serves with `--data ./data`: a relative data dir must work with the
+/// sandbox, which mounts paths by name from other working directories.
+#[tokio::test]
+async fn a_relative_data_dir_works() {
+    use std::io::BufRead as _;
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_minifaas"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data", "./data"])
+        .current_dir(cwd.path())
+        .env("MINIFAAS_ADMIN_KEY", minifaas_test_support::ADMIN_KEY)
+        .env("MINIFAAS_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines.next().expect("the server exited").unwrap();
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let client = reqwest::Client::new();
+    let auth = format!("Bearer {}", minifaas_test_support::ADMIN_KEY);
+    let deployed = client
+        .post(format!("{url}/deploy?name=hello&lang=c"))
+        .header("authorization", &auth)
+        .body(example("hello.c"))
+        .send()
+        .await
+        .unwrap();
+    let status = deployed.status();
+    let body = deployed.text().await.unwrap();
+    let invoked = client
+        .post(format!("{url}/invoke/hello"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    let invoked = (invoked.status().as_u16(), invoked.text().await.unwrap());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(invoked, (200, "Hello from FAAS!\n".to_owned()));
+}

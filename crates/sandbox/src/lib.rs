@@ -104,6 +104,10 @@ pub fn probe_primitives(helper: &Path) -> Result<ProbeResult, String> {
 
 impl Sandbox {
     fn probe(helper: PathBuf, scratch: &Path) -> Self {
+        // Children start in other directories: every path handed to the helper is
+        // absolute.
+        let scratch = std::path::absolute(scratch).unwrap_or_else(|_| scratch.to_owned());
+        let helper = std::path::absolute(&helper).unwrap_or(helper);
         let staging_root = scratch.join("sandbox-root");
         let staging_ok = std::fs::create_dir_all(&staging_root).is_ok();
         let probe = probe_primitives(&helper);

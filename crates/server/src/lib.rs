@@ -29,7 +29,10 @@ pub use config::{ServeConfig, ServeOverrides};
 /// on stdout once the socket is bound (tests and scripts wait for that line).
 pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listen = config.validate()?;
-    let data_dir = config.data_dir.clone();
+    // Absolute from here on: children start in other directories, and the sandbox
+    // mounts these paths by name (`./data` in the quick start is relative).
+    let data_dir = std::fs::canonicalize(&config.data_dir)
+        .with_context(|| format!("finding the data dir {}", config.data_dir.display()))?;
     let cache_dir = data_dir.join("cache");
 
     let registry = Arc::new(SqliteStore::open(&data_dir)?);
