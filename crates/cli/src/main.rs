@@ -415,8 +415,10 @@ fn init_tracing(format: &str) {
     };
     // Only functions' output goes to the book, whatever MINIFAAS_LOG prints.
     let book = minifaas_server::function_log_layer().with_filter(
-        tracing_subscriber::filter::Targets::new()
-            .with_target("minifaas::function", tracing::Level::INFO),
+        tracing_subscriber::filter::Targets::new().with_target(
+            minifaas_server::FUNCTION_OUTPUT_TARGET,
+            tracing::Level::INFO,
+        ),
     );
     tracing_subscriber::registry()
         .with(printed)

@@ -122,6 +122,10 @@ pub struct InvocationRecord {
     pub logs: String,
 }
 
+/// The `tracing` target executors log a function's output under; the gateway's log
+/// book files the events with this target (fields `function`, `invocation`).
+pub const FUNCTION_OUTPUT_TARGET: &str = "minifaas::function";
+
 /// One line a function printed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogLine {

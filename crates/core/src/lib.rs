@@ -23,7 +23,8 @@ pub use function::{
     sha256_hex,
 };
 pub use invocation::{
-    InstanceInfo, InstanceState, InvocationRecord, InvokeRequest, InvokeResponse, LogLine, Observed,
+    FUNCTION_OUTPUT_TARGET, InstanceInfo, InstanceState, InvocationRecord, InvokeRequest,
+    InvokeResponse, LogLine, Observed,
 };
 pub use traits::{
     Builder, Executor, FunctionAccess, Instance, InstanceDefaults, InvocationStore, Invoker,

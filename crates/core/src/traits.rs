@@ -197,15 +197,11 @@ pub trait Invoker: Send + Sync + 'static {
     fn access(&self, name: &FunctionName) -> Option<FunctionAccess>;
     /// Every serving function: its version and the config it serves with.
     fn serving(&self) -> Vec<(FunctionName, u32, FunctionConfig)>;
-    /// Runs one invocation of the function's current version.
-    async fn invoke(&self, name: &FunctionName, request: InvokeRequest) -> Result<InvokeResponse>;
-    /// As `invoke`, with how it went (version, instance, wait, run, cold start). `Err`
-    /// when it was never admitted (unknown function, queue full, no capacity).
-    async fn invoke_observed(
-        &self,
-        name: &FunctionName,
-        request: InvokeRequest,
-    ) -> Result<Observed>;
+    /// Runs one invocation of the function's current version, and says how it went
+    /// (version, instance, wait, run, cold start). `Err` when it was never admitted
+    /// (unknown function, queue full, no capacity); the function's own outcome is in
+    /// `Observed::response`.
+    async fn invoke(&self, name: &FunctionName, request: InvokeRequest) -> Result<Observed>;
     /// Loads a version with the executor for its artifact (validating it).
     async fn prepare(
         &self,

@@ -449,7 +449,6 @@ impl Executor for ProcessExecutor {
                 Launch::Fork {
                     zygote,
                     request: request.to_string().into_bytes(),
-                    limits: isolation.clone(),
                 }
             }
             _ => {

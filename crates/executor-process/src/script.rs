@@ -61,7 +61,7 @@ impl Instance for PreparedScript {
         }
         if !outcome.stderr.is_empty() {
             for line in String::from_utf8_lossy(&outcome.stderr).lines().take(200) {
-                tracing::info!(target: "minifaas::function", function = self.function, invocation = request.id, "{line}");
+                tracing::info!(target: minifaas_core::FUNCTION_OUTPUT_TARGET, function = self.function, invocation = request.id, "{line}");
             }
         }
         if outcome.output_truncated && outcome.stdout.len() >= self.max_output_bytes {

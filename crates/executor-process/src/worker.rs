@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use minifaas_core::{Error, Instance, InvokeRequest, InvokeResponse, Result};
-use minifaas_sandbox::{CgroupBox, Isolation, WorkerCommand, WorkerProcess};
+use minifaas_core::{
+    Error, FUNCTION_OUTPUT_TARGET, Instance, InvokeRequest, InvokeResponse, Result,
+};
+use minifaas_sandbox::{CgroupBox, WorkerCommand, WorkerProcess};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::unix::pipe;
 
@@ -24,8 +26,6 @@ pub(crate) enum Launch {
     Fork {
         zygote: Arc<Zygote>,
         request: Vec<u8>,
-        /// The worker's own limits (its cgroup).
-        limits: Isolation,
     },
     /// A generic idle worker (already started, no code loaded) told what to load, or,
     /// when none is idle, a fresh one.
@@ -124,14 +124,9 @@ impl Started {
     }
 
     /// Forks from the zygote; the zygote reaps it, and its log pipe closing says it ended.
-    async fn fork(
-        zygote: &Zygote,
-        request: &[u8],
-        limits: &Isolation,
-        label: &str,
-    ) -> Result<Started> {
+    async fn fork(zygote: &Zygote, request: &[u8], label: &str) -> Result<Started> {
         let forked = zygote
-            .fork(request, limits)
+            .fork(request)
             .await
             .map_err(|e| Error::platform_ctx(&format!("forking a worker for '{label}'"), e))?;
         let broken = Arc::new(AtomicBool::new(false));
@@ -234,12 +229,8 @@ impl Worker {
                 started.await_ready(name, limit, max).await?;
                 started
             }
-            Launch::Fork {
-                zygote,
-                request,
-                limits,
-            } => {
-                let mut started = Started::fork(zygote, request, limits, name).await?;
+            Launch::Fork { zygote, request } => {
+                let mut started = Started::fork(zygote, request, name).await?;
                 started.await_ready(name, limit, max).await?;
                 started
             }
@@ -490,7 +481,7 @@ pub(crate) fn forward_log<R: AsyncRead + Unpin + Send + 'static>(
                         .as_ref()
                         .and_then(|c| c.lock().ok().and_then(|id| id.clone()))
                         .unwrap_or_default();
-                    tracing::info!(target: "minifaas::function", function, pid, invocation, "{text}");
+                    tracing::info!(target: FUNCTION_OUTPUT_TARGET, function, pid, invocation, "{text}");
                 }
             }
         }

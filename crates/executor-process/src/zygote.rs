@@ -19,11 +19,8 @@ impl Zygote {
     }
 
     /// Forks a worker; `request` is the zygote's JSON (code dir, entry, environment).
-    pub(crate) async fn fork(
-        &self,
-        request: &[u8],
-        limits: &minifaas_sandbox::Isolation,
-    ) -> std::io::Result<ForkedWorker> {
+    /// Each worker gets the zygote's own limits, in a cgroup of its own.
+    pub(crate) async fn fork(&self, request: &[u8]) -> std::io::Result<ForkedWorker> {
         let mut guard = self.process.lock().await;
         let running = match guard.as_mut() {
             Some(process) => process.is_running(),
@@ -55,7 +52,10 @@ impl Zygote {
         let Some(process) = guard.as_mut() else {
             return Err(std::io::Error::other("no zygote"));
         };
-        match process.fork_worker(request, Some(limits)).await {
+        match process
+            .fork_worker(request, self.command.isolation.as_ref())
+            .await
+        {
             Ok(worker) => Ok(worker),
             Err(err) => {
                 // Start a fresh zygote next time.

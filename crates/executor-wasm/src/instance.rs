@@ -223,7 +223,7 @@ fn file_logs(function: &str, invocation: &str, stderr: &Bytes) {
         return;
     }
     for line in String::from_utf8_lossy(stderr).lines() {
-        tracing::info!(target: "minifaas::function", function, invocation, "{line}");
+        tracing::info!(target: minifaas_core::FUNCTION_OUTPUT_TARGET, function, invocation, "{line}");
     }
 }
 

@@ -38,13 +38,6 @@ struct ActiveKey {
     limiter: Option<DefaultDirectRateLimiter>,
 }
 
-/// The authenticated caller of one request.
-#[derive(Clone)]
-pub struct Caller {
-    /// `None` when auth is disabled or the function is public.
-    pub key_id: Option<String>,
-}
-
 pub struct Auth {
     keys: Arc<dyn KeyStore>,
     mode: AuthMode,
@@ -143,10 +136,10 @@ impl Auth {
         Ok(key)
     }
 
-    /// The caller, if its key has `scope` and is within its rate limit.
-    pub async fn require(&self, headers: &HeaderMap, scope: Scope) -> Result<Caller> {
+    /// `Ok` if the request's key has `scope` and is within its rate limit.
+    pub async fn require(&self, headers: &HeaderMap, scope: Scope) -> Result<()> {
         if self.mode == AuthMode::Disabled {
-            return Ok(Caller { key_id: None });
+            return Ok(());
         }
         let key = self.authenticate(headers).await?;
         if !key.record.scopes.allow(scope) {
@@ -159,12 +152,10 @@ impl Auth {
                 ),
             ));
         }
-        if let Some(limiter) = &key.limiter {
-            take_token(limiter, "this API key")?;
+        match &key.limiter {
+            Some(limiter) => take_token(limiter, "this API key"),
+            None => Ok(()),
         }
-        Ok(Caller {
-            key_id: Some(key.record.id.clone()),
-        })
     }
 
     /// May this request invoke `name`? `access` is `None` for an unknown function, which
@@ -174,11 +165,10 @@ impl Auth {
         headers: &HeaderMap,
         name: Option<&FunctionName>,
         access: Option<FunctionAccess>,
-    ) -> Result<Caller> {
-        let caller = match access {
-            Some(access) if access.public => Caller { key_id: None },
-            _ => self.require(headers, Scope::Invoke).await?,
-        };
+    ) -> Result<()> {
+        if !access.is_some_and(|a| a.public) {
+            self.require(headers, Scope::Invoke).await?;
+        }
         let (Some(name), Some(access)) = (name, access) else {
             return Err(Error::function_not_found());
         };
@@ -195,7 +185,7 @@ impl Auth {
             };
             take_token(&limiter, &format!("function '{name}'"))?;
         }
-        Ok(caller)
+        Ok(())
     }
 
     /// Creates a key and returns it with its secret (shown once, never stored).
@@ -242,12 +232,12 @@ impl Auth {
         getrandom::fill(&mut id_bytes)
             .map_err(|e| Error::platform_ctx("reading OS randomness", e))?;
         let record = KeyRecord {
-            id: format!("key_{}", hex_string(&id_bytes)),
+            id: format!("key_{}", hex::encode(id_bytes)),
             name,
             scopes,
             rate_limit,
             hash: key_hash(secret),
-            created_at: unix_now(),
+            created_at: crate::records::unix_ms() / 1000,
         };
         self.keys.create_key(record.clone()).await?;
         Ok(record)
@@ -282,23 +272,12 @@ pub(crate) fn strip_platform_credentials(headers: &mut HeaderMap, access: Option
 }
 
 /// A fresh secret from the OS's randomness.
-pub fn new_secret() -> Result<String> {
+fn new_secret() -> Result<String> {
     let mut random = [0u8; 32];
     getrandom::fill(&mut random).map_err(|e| Error::platform_ctx("reading OS randomness", e))?;
     let secret = secret_from_random(random);
     debug_assert!(secret.starts_with(KEY_PREFIX));
     Ok(secret)
-}
-
-fn hex_string(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

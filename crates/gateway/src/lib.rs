@@ -40,9 +40,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, post};
 use minifaas_core::{Builder, Invoker, Scope, Store};
 
-pub use auth::{Auth, AuthMode, new_secret};
+pub use auth::{Auth, AuthMode};
 pub use error::ApiError;
-pub use logs::{FUNCTION_OUTPUT_TARGET, LogBook, LogLayer, log_book};
+pub use logs::{LogBook, LogLayer, log_book};
 pub use observe::{INVOCATION_ID, Observability};
 pub use records::{Recorder, Retention, run_recorder};
 pub use stats::Stats;

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, OnceLock};
 
-use minifaas_core::LogLine;
+use minifaas_core::{FUNCTION_OUTPUT_TARGET, LogLine};
 use tokio::sync::broadcast;
 
 /// Recent lines kept per function.
@@ -149,9 +149,6 @@ impl tracing::field::Visit for LineFields {
         }
     }
 }
-
-/// The target the executors log function output under.
-pub const FUNCTION_OUTPUT_TARGET: &str = "minifaas::function";
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogLayer {
     fn on_event(

@@ -26,11 +26,11 @@ use crate::AppState;
 use crate::error::{ApiError, status_of};
 use crate::logs::LogBook;
 use crate::records::{Recorder, unix_ms};
-use crate::stats::{InFlight, InstanceLabels, Sample, Stats};
+use crate::stats::{FunctionStats, InFlight, InstanceLabels, Sample, Stats};
 
 /// Everything that watches invocations.
 pub struct Observability {
-    pub recorder: Arc<Recorder>,
+    pub recorder: Recorder,
     pub records: Arc<dyn InvocationStore>,
     pub stats: Stats,
     pub logs: &'static LogBook,
@@ -52,7 +52,7 @@ pub(crate) async fn run_invocation(
     let started_at = unix_ms();
     let clock = std::time::Instant::now();
     let in_flight = InFlight::new(&observe.stats.in_flight);
-    let outcome = state.invoker.invoke_observed(name, request).await;
+    let outcome = state.invoker.invoke(name, request).await;
     drop(in_flight);
     let mut record = InvocationRecord {
         id: id.clone(),
@@ -304,36 +304,22 @@ pub(crate) async fn function_stats(
         .iter()
         .filter(|i| i.function == name.as_str())
         .count();
-    let view = state
-        .observe
-        .stats
-        .function(name.as_str(), |f| FunctionStatsView {
-            ok: true,
-            function: name.to_string(),
-            invocations: f.invocations,
-            errors: f.errors,
-            cold_starts: f.cold_starts,
-            p50_ms: f.percentile_ms(0.50),
-            p95_ms: f.percentile_ms(0.95),
-            p99_ms: f.percentile_ms(0.99),
-            mean_ms: f.mean_ms(),
-            last_invocation: f.last_invocation,
-            instances,
-        })
-        .unwrap_or(FunctionStatsView {
-            ok: true,
-            function: name.to_string(),
-            invocations: 0,
-            errors: 0,
-            cold_starts: 0,
-            p50_ms: 0.0,
-            p95_ms: 0.0,
-            p99_ms: 0.0,
-            mean_ms: 0.0,
-            last_invocation: None,
-            instances,
-        });
-    Ok(Json(view))
+    let view = |f: &FunctionStats| FunctionStatsView {
+        ok: true,
+        function: name.to_string(),
+        invocations: f.invocations,
+        errors: f.errors,
+        cold_starts: f.cold_starts,
+        p50_ms: f.percentile_ms(0.50),
+        p95_ms: f.percentile_ms(0.95),
+        p99_ms: f.percentile_ms(0.99),
+        mean_ms: f.mean_ms(),
+        last_invocation: f.last_invocation,
+        instances,
+    };
+    // A function not invoked since the server started has all-zero statistics.
+    let stats = state.observe.stats.function(name.as_str(), view);
+    Ok(Json(stats.unwrap_or_else(|| view(&FunctionStats::new()))))
 }
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {

@@ -60,26 +60,19 @@ pub(crate) fn unix_ms() -> i64 {
 impl Recorder {
     /// A recorder and the receiving end for [`run_recorder`]. `enabled: false` still
     /// gives ids (and stats, metrics, logs) but keeps no records.
-    pub fn new(enabled: bool) -> (Arc<Self>, mpsc::Receiver<InvocationRecord>) {
+    pub fn new(enabled: bool) -> (Self, mpsc::Receiver<InvocationRecord>) {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let mut random = [0u8; 4];
         let _ = getrandom::fill(&mut random);
-        let prefix = format!(
-            "inv_{:x}{}",
-            unix_ms() / 1000,
-            random
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
-        let recorder = Arc::new(Self {
+        let prefix = format!("inv_{:x}{}", unix_ms() / 1000, hex::encode(random));
+        let recorder = Self {
             enabled,
             prefix,
             next: AtomicU64::new(1),
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
             queue,
             dropped: AtomicU64::new(0),
-        });
+        };
         (recorder, receiver)
     }
 
@@ -89,10 +82,6 @@ impl Recorder {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         // Zero-padded: ids sort (and are inserted into the primary key) in order.
         format!("{}_{n:010x}", self.prefix)
-    }
-
-    pub fn enabled(&self) -> bool {
-        self.enabled
     }
 
     /// Keeps a finished invocation's record; never blocks.

@@ -2,8 +2,9 @@
 //! percentiles from an HDR histogram, since the server started) and the Prometheus
 //! metrics for `/metrics` (`prometheus-client`).
 //!
-//! Both are updated once per invocation, after it ran: a short lock and a few atomic
-//! adds on the request path, nothing else.
+//! Both are updated once per invocation, after it ran: one short lock, a histogram
+//! record and a few atomic adds. A function's metric series are looked up (and their
+//! labels allocated) once, when it is first seen, not per call.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -39,8 +40,19 @@ pub struct FunctionStats {
     pub last_invocation: Option<i64>,
 }
 
+/// A function's entry: its statistics and its own handles on the metric series (clones
+/// of the families' members share their values).
+struct Entry {
+    stats: FunctionStats,
+    durations: PromHistogram,
+    queue_waits: PromHistogram,
+    cold_starts: PromHistogram,
+    /// One counter per status this function has answered with.
+    by_status: Vec<(u16, Counter)>,
+}
+
 impl FunctionStats {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             invocations: 0,
             errors: 0,
@@ -91,7 +103,7 @@ fn seconds_histogram() -> PromHistogram {
 
 pub struct Stats {
     started: Instant,
-    functions: Mutex<HashMap<String, FunctionStats>>,
+    functions: Mutex<HashMap<String, Entry>>,
     registry: Registry,
     invocations: Family<InvocationLabels, Counter>,
     durations: Family<FunctionLabels, PromHistogram>,
@@ -169,50 +181,62 @@ pub struct Totals {
 }
 
 impl Stats {
-    pub fn observe(&self, sample: Sample<'_>) {
-        let error = sample.status >= 400;
-        {
-            let mut functions = self.functions.lock().unwrap_or_else(|p| p.into_inner());
-            let stats = match functions.get_mut(sample.function) {
-                Some(stats) => stats,
-                None => functions
-                    .entry(sample.function.to_owned())
-                    .or_insert_with(FunctionStats::new),
-            };
-            stats.invocations += 1;
-            stats.errors += u64::from(error);
-            stats.cold_starts += u64::from(sample.cold);
-            let _ = stats
-                .run_us
-                .record((sample.run.as_micros() as u64).clamp(1, 3_600_000_000));
-            stats.last_invocation = Some(sample.at);
-        }
-        let function = FunctionLabels {
-            function: sample.function.to_owned(),
+    fn entry(&self, function: &str) -> Entry {
+        let labels = FunctionLabels {
+            function: function.to_owned(),
         };
-        self.invocations
-            .get_or_create(&InvocationLabels {
-                function: sample.function.to_owned(),
-                status: sample.status.to_string(),
-            })
-            .inc();
-        self.durations
-            .get_or_create(&function)
-            .observe(sample.run.as_secs_f64());
-        self.queue_waits
-            .get_or_create(&function)
-            .observe(sample.wait.as_secs_f64());
+        Entry {
+            stats: FunctionStats::new(),
+            durations: self.durations.get_or_create(&labels).clone(),
+            queue_waits: self.queue_waits.get_or_create(&labels).clone(),
+            cold_starts: self.cold_starts.get_or_create(&labels).clone(),
+            by_status: Vec::new(),
+        }
+    }
+
+    pub fn observe(&self, sample: Sample<'_>) {
+        let mut functions = self.functions.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = match functions.get_mut(sample.function) {
+            Some(entry) => entry,
+            None => functions
+                .entry(sample.function.to_owned())
+                .or_insert_with(|| self.entry(sample.function)),
+        };
+        let stats = &mut entry.stats;
+        stats.invocations += 1;
+        stats.errors += u64::from(sample.status >= 400);
+        stats.cold_starts += u64::from(sample.cold);
+        let _ = stats
+            .run_us
+            .record((sample.run.as_micros() as u64).clamp(1, 3_600_000_000));
+        stats.last_invocation = Some(sample.at);
+        match entry.by_status.iter().find(|(s, _)| *s == sample.status) {
+            Some((_, counter)) => {
+                counter.inc();
+            }
+            None => {
+                let counter = self
+                    .invocations
+                    .get_or_create(&InvocationLabels {
+                        function: sample.function.to_owned(),
+                        status: sample.status.to_string(),
+                    })
+                    .clone();
+                counter.inc();
+                entry.by_status.push((sample.status, counter));
+            }
+        }
+        entry.durations.observe(sample.run.as_secs_f64());
+        entry.queue_waits.observe(sample.wait.as_secs_f64());
         if let Some(init) = sample.init {
-            self.cold_starts
-                .get_or_create(&function)
-                .observe(init.as_secs_f64());
+            entry.cold_starts.observe(init.as_secs_f64());
         }
     }
 
     /// A function's statistics, through `read`.
     pub fn function<T>(&self, name: &str, read: impl FnOnce(&FunctionStats) -> T) -> Option<T> {
         let functions = self.functions.lock().unwrap_or_else(|p| p.into_inner());
-        functions.get(name).map(read)
+        functions.get(name).map(|entry| read(&entry.stats))
     }
 
     /// Forgets a deleted function.
@@ -226,9 +250,9 @@ impl Stats {
     pub fn totals(&self) -> Totals {
         let functions = self.functions.lock().unwrap_or_else(|p| p.into_inner());
         Totals {
-            invocations: functions.values().map(|f| f.invocations).sum(),
-            errors: functions.values().map(|f| f.errors).sum(),
-            cold_starts: functions.values().map(|f| f.cold_starts).sum(),
+            invocations: functions.values().map(|e| e.stats.invocations).sum(),
+            errors: functions.values().map(|e| e.stats.errors).sum(),
+            cold_starts: functions.values().map(|e| e.stats.cold_starts).sum(),
             uptime: self.started.elapsed(),
         }
     }

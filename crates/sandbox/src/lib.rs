@@ -281,12 +281,6 @@ impl Sandbox {
         self.features
     }
 
-    /// Whether children get their own namespaces and filesystem view: the server can
-    /// then not share one process between functions (generic spare workers).
-    pub fn isolates_filesystems(&self) -> bool {
-        self.features.filesystem
-    }
-
     /// The helper's program and arguments to run `program args` with `isolation`.
     fn wrap_args(
         &self,

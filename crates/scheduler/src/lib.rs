@@ -23,7 +23,6 @@ mod settings;
 mod strategy;
 
 pub use autoscale::run_autoscaler;
-pub use pool::Admitted;
 pub use routes::Scheduler;
 pub use settings::{PoolSettings, SchedulerOptions, Weights};
 pub use strategy::{Load, Strategy, score};

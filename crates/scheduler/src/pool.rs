@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use minifaas_core::{
-    Error, FunctionName, Instance, InstanceInfo, InstanceState, InvokeRequest, InvokeResponse,
+    Error, FunctionName, Instance, InstanceInfo, InstanceState, InvokeRequest, Observed,
     PreparedFunction, Result,
 };
 use tokio::sync::Notify;
@@ -68,19 +68,6 @@ impl Slot {
     }
 }
 
-/// How an admitted request ran: the response, the time it waited, whether it started
-/// an instance.
-pub struct Admitted {
-    pub response: Result<InvokeResponse>,
-    pub version: u32,
-    pub wait: Duration,
-    pub run: Duration,
-    pub cold: bool,
-    /// How long the instance started for this request took to start.
-    pub init: Option<Duration>,
-    pub instance: u64,
-}
-
 #[derive(Default)]
 struct PoolState {
     /// In start order (FIFO packs onto the first).
@@ -92,9 +79,7 @@ struct PoolState {
 pub(crate) struct Pool {
     pub name: FunctionName,
     pub version: u32,
-    /// Who may call this version, and how often (the gateway enforces it).
-    pub access: minifaas_core::FunctionAccess,
-    /// The config this version serves with.
+    /// The config this version serves with (its access rules among it).
     pub config: minifaas_core::FunctionConfig,
     function: Arc<dyn PreparedFunction>,
     pub settings: PoolSettings,
@@ -123,10 +108,6 @@ impl Pool {
         Self {
             name,
             version,
-            access: minifaas_core::FunctionAccess {
-                public: false,
-                rate_limit: None,
-            },
             config: minifaas_core::FunctionConfig::default(),
             function,
             settings,
@@ -137,9 +118,8 @@ impl Pool {
         }
     }
 
-    /// This pool with its version's config (and the access rules in it).
+    /// This pool with its version's config.
     pub(crate) fn with_config(mut self, config: minifaas_core::FunctionConfig) -> Self {
-        self.access = minifaas_core::FunctionAccess::of(&config);
         self.config = config;
         self
     }
@@ -223,7 +203,7 @@ impl Pool {
         self: &Arc<Self>,
         request: InvokeRequest,
         max_wait: Duration,
-    ) -> Result<Admitted> {
+    ) -> Result<Observed> {
         let arrived = Instant::now();
         let deadline = arrived + max_wait;
         let mut cold = false;
@@ -284,7 +264,7 @@ impl Pool {
         let run = started.elapsed();
         let instance = running.slot.id;
         drop(running);
-        Ok(Admitted {
+        Ok(Observed {
             response,
             version: self.version,
             wait,

@@ -7,11 +7,11 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use minifaas_core::{
     Artifact, Error, Executor, FunctionConfig, FunctionName, InstanceDefaults, InstanceInfo,
-    InvokeRequest, InvokeResponse, Invoker, PreparedFunction, PreparedVersion, Result,
+    InvokeRequest, Invoker, Observed, PreparedFunction, PreparedVersion, Result,
 };
 use tokio::sync::Semaphore;
 
-use crate::pool::{Admitted, Pool};
+use crate::pool::Pool;
 use crate::settings::{PoolSettings, SchedulerOptions};
 
 /// Name → serving pool, and seed id → name.
@@ -59,17 +59,8 @@ impl Scheduler {
             .collect()
     }
 
-    /// The version serving `name`, if any.
-    pub fn serving_version(&self, name: &FunctionName) -> Option<u32> {
-        self.pool(name).map(|p| p.version)
-    }
-
-    /// Runs one invocation and says how long it waited and whether it was a cold start.
-    pub async fn invoke_measured(
-        &self,
-        name: &FunctionName,
-        request: InvokeRequest,
-    ) -> Result<Admitted> {
+    /// Admits and runs one invocation: the server-wide permit, then the pool.
+    async fn admit_and_run(&self, name: &FunctionName, request: InvokeRequest) -> Result<Observed> {
         let pool = self.pool(name).ok_or_else(Error::function_not_found)?;
         let permit = match tokio::time::timeout(
             self.options.max_wait,
@@ -91,9 +82,9 @@ impl Scheduler {
                 ));
             }
         };
-        let admitted = pool.invoke(request, self.options.max_wait).await;
+        let observed = pool.invoke(request, self.options.max_wait).await;
         drop(permit);
-        admitted
+        observed
     }
 
     fn settings_for(
@@ -118,7 +109,10 @@ impl Invoker for Scheduler {
     }
 
     fn access(&self, name: &FunctionName) -> Option<minifaas_core::FunctionAccess> {
-        self.table().by_name.get(name).map(|(_, pool)| pool.access)
+        self.table()
+            .by_name
+            .get(name)
+            .map(|(_, pool)| minifaas_core::FunctionAccess::of(&pool.config))
     }
 
     fn serving(&self) -> Vec<(FunctionName, u32, FunctionConfig)> {
@@ -129,25 +123,8 @@ impl Invoker for Scheduler {
             .collect()
     }
 
-    async fn invoke(&self, name: &FunctionName, request: InvokeRequest) -> Result<InvokeResponse> {
-        self.invoke_measured(name, request).await?.response
-    }
-
-    async fn invoke_observed(
-        &self,
-        name: &FunctionName,
-        request: InvokeRequest,
-    ) -> Result<minifaas_core::Observed> {
-        let admitted = self.invoke_measured(name, request).await?;
-        Ok(minifaas_core::Observed {
-            response: admitted.response,
-            version: admitted.version,
-            instance: admitted.instance,
-            wait: admitted.wait,
-            run: admitted.run,
-            cold: admitted.cold,
-            init: admitted.init,
-        })
+    async fn invoke(&self, name: &FunctionName, request: InvokeRequest) -> Result<Observed> {
+        self.admit_and_run(name, request).await
     }
 
     async fn prepare(

@@ -51,7 +51,7 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
 
     std::fs::create_dir_all(&cache_dir)
         .with_context(|| format!("creating {}", cache_dir.display()))?;
-    let sandbox = start_sandbox(&cache_dir).await?;
+    start_sandbox(&cache_dir).await?;
     let toolchains = tokio::task::spawn_blocking(Toolchains::discover).await?;
     for (lang, toolchain) in toolchains.summary() {
         match toolchain {
@@ -85,16 +85,10 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
         cache_dir.join("wasm"),
         EngineOptions::default(),
     )?);
-    let mut process_options = ProcessOptions::default();
-    if sandbox.isolates_filesystems() {
-        // A generic worker would have to see every function's code: with per-function
-        // filesystem views, workers are started for one function each.
-        process_options.node_spares = 0;
-    }
     let process = Arc::new(ProcessExecutor::new(
         &cache_dir,
         interpreters,
-        process_options,
+        ProcessOptions::default(),
     )?);
     let executors: Vec<Arc<dyn Executor>> = vec![wasm, process];
     let scheduler = Arc::new(Scheduler::new(
@@ -170,6 +164,8 @@ pub async fn serve(config: ServeConfig, shutdown: CancellationToken) -> anyhow::
     Ok(())
 }
 
+pub use minifaas_core::FUNCTION_OUTPUT_TARGET;
+
 /// The `tracing` layer that files functions' output for logs and invocation records.
 pub fn function_log_layer() -> minifaas_gateway::LogLayer {
     minifaas_gateway::LogLayer
@@ -177,7 +173,7 @@ pub fn function_log_layer() -> minifaas_gateway::LogLayer {
 
 /// Probes the machine's isolation primitives once (through this binary in helper mode)
 /// and logs, as a warning, every one it lacks and what that means.
-async fn start_sandbox(cache_dir: &Path) -> anyhow::Result<&'static minifaas_sandbox::Sandbox> {
+async fn start_sandbox(cache_dir: &Path) -> anyhow::Result<()> {
     let helper = std::env::current_exe().context("finding this program's path")?;
     let scratch = cache_dir.to_owned();
     let sandbox =
@@ -194,7 +190,7 @@ async fn start_sandbox(cache_dir: &Path) -> anyhow::Result<&'static minifaas_san
             );
         }
     }
-    Ok(sandbox)
+    Ok(())
 }
 
 /// `minifaas check-system`: every sandbox primitive (present or not, what minifaas does
