@@ -127,20 +127,13 @@ impl ProcessExecutor {
         let spares_allowed = minifaas_sandbox::active().is_none();
         let node_spares = match (&interpreters.node, options.node_spares) {
             (Some(node), spares) if spares > 0 && spares_allowed => Some(Spares::new(
-                WorkerCommand {
-                    program: node.clone(),
-                    args: vec![
-                        format!("--max-old-space-size={DEFAULT_MEMORY_MB}").into(),
-                        shim_dir.join("node.js").into_os_string(),
-                    ],
-                    env: base_environment()
-                        .into_iter()
-                        .map(|(k, v)| (k.into(), v.into()))
-                        .collect(),
-                    cwd: shim_dir.clone(),
-                    limits: worker_limits(),
-                    isolation: None,
-                },
+                shim_worker(
+                    node.clone(),
+                    &shim_dir,
+                    "node.js",
+                    node_flags(DEFAULT_MEMORY_MB),
+                    None,
+                ),
                 "node-generic",
                 spares,
                 options.startup_timeout,
@@ -275,6 +268,42 @@ fn base_environment() -> Vec<(String, String)> {
     ]
 }
 
+/// Python's flags for workers and zygotes: -I ignores PYTHON* variables and the user
+/// site; -S skips site (a fast start; dependencies live in the function's own deps/);
+/// -B writes no bytecode; -u leaves the log unbuffered.
+fn python_flags() -> Vec<OsString> {
+    ["-I", "-S", "-B", "-u"].map(OsString::from).to_vec()
+}
+
+/// Node's flags: the function's memory as its heap limit.
+fn node_flags(memory_mb: u64) -> Vec<OsString> {
+    vec![format!("--max-old-space-size={memory_mb}").into()]
+}
+
+/// A process that starts as a shim with no function loaded yet (a zygote, a generic
+/// Node worker): it runs in the shim dir with the base environment; the function's own
+/// environment reaches it with what to load.
+fn shim_worker(
+    program: PathBuf,
+    shim_dir: &Path,
+    shim: &str,
+    mut args: Vec<OsString>,
+    isolation: Option<Isolation>,
+) -> WorkerCommand {
+    args.push(shim_dir.join(shim).into_os_string());
+    WorkerCommand {
+        program,
+        args,
+        env: base_environment()
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect(),
+        cwd: shim_dir.to_owned(),
+        limits: worker_limits(),
+        isolation,
+    }
+}
+
 /// Limits of long-lived workers (and the zygote they fork from).
 fn worker_limits() -> Limits {
     Limits {
@@ -406,20 +435,13 @@ impl Executor for ProcessExecutor {
                 Launch::Specialize {
                     spares: spares.clone(),
                     load: load.to_string().into_bytes(),
-                    fallback: WorkerCommand {
-                        program: interpreter,
-                        args: vec![
-                            format!("--max-old-space-size={memory_mb}").into(),
-                            self.shim_dir.join("node.js").into_os_string(),
-                        ],
-                        env: base_environment()
-                            .into_iter()
-                            .map(|(k, v)| (k.into(), v.into()))
-                            .collect(),
-                        cwd: self.shim_dir.clone(),
-                        limits: worker_limits(),
-                        isolation: None,
-                    },
+                    fallback: shim_worker(
+                        interpreter,
+                        &self.shim_dir,
+                        "node.js",
+                        node_flags(memory_mb),
+                        None,
+                    ),
                 }
             }
             (true, _, ArtifactKind::PythonArchive) => {
@@ -429,23 +451,13 @@ impl Executor for ProcessExecutor {
                     "env": env.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
                 });
                 // This version's own fork server: its sandbox shows this code only.
-                let zygote = Arc::new(Zygote::new(WorkerCommand {
-                    program: interpreter.clone(),
-                    args: vec![
-                        "-I".into(),
-                        "-S".into(),
-                        "-B".into(),
-                        "-u".into(),
-                        self.shim_dir.join("python_zygote.py").into_os_string(),
-                    ],
-                    env: base_environment()
-                        .into_iter()
-                        .map(|(k, v)| (k.into(), v.into()))
-                        .collect(),
-                    cwd: self.shim_dir.clone(),
-                    limits: worker_limits(),
-                    isolation: Some(isolation.clone()),
-                }));
+                let zygote = Arc::new(Zygote::new(shim_worker(
+                    interpreter.clone(),
+                    &self.shim_dir,
+                    "python_zygote.py",
+                    python_flags(),
+                    Some(isolation.clone()),
+                )));
                 Launch::Fork {
                     zygote,
                     request: request.to_string().into_bytes(),
@@ -453,17 +465,8 @@ impl Executor for ProcessExecutor {
             }
             _ => {
                 let (shim, mut args): (&str, Vec<OsString>) = match artifact.kind {
-                    // -I: ignore PYTHON* variables and the user site; -S: skip site (a
-                    // fast start; dependencies live in the function's own deps/);
-                    // -u: unbuffered logs.
-                    ArtifactKind::PythonArchive => (
-                        "python.py",
-                        vec!["-I".into(), "-S".into(), "-B".into(), "-u".into()],
-                    ),
-                    ArtifactKind::NodeArchive => (
-                        "node.js",
-                        vec![format!("--max-old-space-size={memory_mb}").into()],
-                    ),
+                    ArtifactKind::PythonArchive => ("python.py", python_flags()),
+                    ArtifactKind::NodeArchive => ("node.js", node_flags(memory_mb)),
                     _ => (
                         "php.php",
                         vec![

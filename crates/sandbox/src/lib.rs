@@ -252,19 +252,16 @@ impl Sandbox {
 
     /// Runs `/bin/true` through the whole sandbox.
     fn smoke_test(&self) -> Result<(), String> {
-        let (program, args) = self.wrap_args(
+        let (program, args) = self.wrap_with(
             Path::new("/bin/true"),
             &[],
             Path::new("/"),
             &Isolation::new(),
             &[],
+            self.features,
         );
-        let output = std::process::Command::new(program)
-            .args(args)
-            .env_clear()
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| format!("starting the helper: {e}"))?;
+        let output =
+            run_plainly(&program, &args).map_err(|e| format!("starting the helper: {e}"))?;
         if output.status.success() {
             Ok(())
         } else {
@@ -281,18 +278,8 @@ impl Sandbox {
         self.features
     }
 
-    /// The helper's program and arguments to run `program args` with `isolation`.
-    fn wrap_args(
-        &self,
-        program: &Path,
-        args: &[OsString],
-        cwd: &Path,
-        isolation: &Isolation,
-        cgroup_procs: &[PathBuf],
-    ) -> (PathBuf, Vec<OsString>) {
-        self.wrap_with(program, args, cwd, isolation, cgroup_procs, self.features)
-    }
-
+    /// The helper's program and arguments to run `program args` with `isolation` and
+    /// the given primitives.
     fn wrap_with(
         &self,
         program: &Path,
@@ -344,7 +331,7 @@ impl Sandbox {
             .as_ref()
             .map(CgroupBox::procs_files)
             .unwrap_or_default();
-        let (program, args) = self.wrap_args(program, args, cwd, isolation, &procs);
+        let (program, args) = self.wrap_with(program, args, cwd, isolation, &procs, self.features);
         Ok(Wrapped {
             program,
             args,
@@ -367,13 +354,7 @@ impl Sandbox {
         let run = |program: &Path, args: &[OsString]| -> Duration {
             let started = Instant::now();
             for _ in 0..rounds {
-                let _ = std::process::Command::new(program)
-                    .args(args)
-                    .env_clear()
-                    .stdin(std::process::Stdio::null())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .status();
+                let _ = run_plainly(program, args);
             }
             started.elapsed() / rounds.max(1)
         };
@@ -427,12 +408,7 @@ impl Sandbox {
                         &group.procs_files(),
                         f,
                     );
-                    let _ = std::process::Command::new(program)
-                        .args(args)
-                        .env_clear()
-                        .stdout(std::process::Stdio::null())
-                        .stderr(std::process::Stdio::null())
-                        .status();
+                    let _ = run_plainly(&program, &args);
                 }
             }
             costs.push((
@@ -442,6 +418,15 @@ impl Sandbox {
         }
         costs
     }
+}
+
+/// Runs one of the sandbox's own probes to completion: empty environment, no stdin.
+fn run_plainly(program: &Path, args: &[OsString]) -> std::io::Result<std::process::Output> {
+    std::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .output()
 }
 
 /// A child's command line through the helper, and its cgroup.

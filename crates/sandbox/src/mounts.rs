@@ -97,27 +97,13 @@ pub(crate) fn enter_minimal_root(spec: &HelperSpec, sources: &[Source]) -> Resul
     let none: Option<&str> = None;
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
         .map_err(fail("making mounts private".into()))?;
-    mount(
-        Some("tmpfs"),
-        root,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("size=4m,mode=0755"),
-    )
-    .map_err(fail(format!("mounting the new root on {}", root.display())))?;
+    tmpfs(root, MsFlags::empty(), "size=4m,mode=0755")?;
 
     // The private /tmp first: a path the caller lists under /tmp is mounted on it.
     let tmp = under(root, Path::new("/tmp"));
     std::fs::create_dir_all(&tmp).map_err(fail("creating /tmp".into()))?;
     let tmp_options = format!("size={},mode=1777", spec.isolation.tmp_bytes.max(4096));
-    mount(
-        Some("tmpfs"),
-        &tmp,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(tmp_options.as_str()),
-    )
-    .map_err(fail("mounting /tmp".into()))?;
+    tmpfs(&tmp, MsFlags::empty(), &tmp_options)?;
 
     for source in sources {
         match &source.link {
@@ -148,14 +134,7 @@ pub(crate) fn enter_minimal_root(spec: &HelperSpec, sources: &[Source]) -> Resul
     }
     let shm = dev.join("shm");
     std::fs::create_dir_all(&shm).map_err(fail("creating /dev/shm".into()))?;
-    mount(
-        Some("tmpfs"),
-        &shm,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("size=16m,mode=1777"),
-    )
-    .map_err(fail("mounting /dev/shm".into()))?;
+    tmpfs(&shm, MsFlags::MS_NOEXEC, "size=16m,mode=1777")?;
 
     let proc_dir = under(root, Path::new("/proc"));
     std::fs::create_dir_all(&proc_dir).map_err(fail("creating /proc".into()))?;
@@ -181,6 +160,18 @@ pub(crate) fn enter_minimal_root(spec: &HelperSpec, sources: &[Source]) -> Resul
     )
     .map_err(fail("making the root read-only".into()))?;
     Ok(())
+}
+
+/// Mounts a fresh tmpfs on `target`: never set-uid programs or device nodes.
+fn tmpfs(target: &Path, extra: MsFlags, options: &str) -> Result<(), String> {
+    mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | extra,
+        Some(options),
+    )
+    .map_err(fail(format!("mounting a tmpfs on {}", target.display())))
 }
 
 /// Bind-mounts a source at its own path under `root`, read-only or not, never with
