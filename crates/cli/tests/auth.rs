@@ -222,15 +222,7 @@ async fn revoked_keys_stop_at_once_and_rate_limits_answer_429() {
     let url = server.endpoint("/invoke/hello");
     assert_eq!(client.post(&url).send().await.unwrap().status(), 200);
 
-    let list: Value = server
-        .client()
-        .get(server.endpoint("/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, list) = common::get_json(&server, "/keys").await;
     let keys = list["keys"].as_array().unwrap();
     assert!(
         keys.iter()

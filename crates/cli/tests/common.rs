@@ -48,6 +48,18 @@ pub async fn deploy_ok(
     body
 }
 
+/// `GET path` with the admin key; returns (status, JSON body or null).
+pub async fn get_json(server: &TestServer, path: &str) -> (u16, Value) {
+    let response = server
+        .client()
+        .get(server.endpoint(path))
+        .send()
+        .await
+        .expect("GET");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 /// Invokes and returns (status, body text).
 pub async fn call(server: &TestServer, name_and_path: &str, body: &str) -> (u16, String) {
     let response = server.invoke(name_and_path, body.to_owned()).await;

@@ -65,15 +65,7 @@ def handle(request):
     assert_eq!(common::call(&server, "hello", "").await.0, 200);
     // The same invocation, through the API.
     let id = seen["id"].as_str().unwrap();
-    let record: Value = server
-        .client()
-        .get(server.endpoint(&format!("/invocations/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, record) = common::get_json(&server, &format!("/invocations/{id}")).await;
     assert_eq!(record["invocation"]["function"], "echo");
     assert_eq!(record["invocation"]["status"], 200);
 }

@@ -6,19 +6,20 @@ mod common;
 
 use std::time::Duration;
 
-use common::{deploy_ok, example, server};
+use common::{deploy_ok, example, get_json as get, server};
 use minifaas_test_support::TestServer;
 use serde_json::{Value, json};
 
-async fn get(server: &TestServer, path: &str) -> (u16, Value) {
-    let response = server
-        .client()
-        .get(server.endpoint(path))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+/// The talker, scaling to zero a moment after each call (so a call can be cold).
+async fn deploy_ephemeral_talker(server: &TestServer) {
+    deploy_ok(
+        server,
+        "talker",
+        "python",
+        TALKER,
+        json!({"idle_ttl": 0.2, "min_instances": 0}),
+    )
+    .await;
 }
 
 async fn wait_for_no_instances(server: &TestServer, function: &str) {
@@ -68,14 +69,7 @@ def handle(request):
 #[tokio::test]
 async fn records_of_successful_failed_and_cold_calls() {
     let server = server();
-    deploy_ok(
-        &server,
-        "talker",
-        "python",
-        TALKER,
-        json!({"idle_ttl": 0.2, "min_instances": 0}),
-    )
-    .await;
+    deploy_ephemeral_talker(&server).await;
     // Once it has scaled to zero, a call finds no instance and starts one: cold.
     wait_for_no_instances(&server, "talker").await;
     let (status, first, _) = invoke(&server, "talker", "first").await;
@@ -223,14 +217,7 @@ fn metric(text: &str, prefix: &str) -> f64 {
 async fn prometheus_metrics_are_named_and_increase() {
     let server = server();
     deploy_ok(&server, "hello", "c", &example("hello.c"), Value::Null).await;
-    deploy_ok(
-        &server,
-        "talker",
-        "python",
-        TALKER,
-        json!({"idle_ttl": 0.2, "min_instances": 0}),
-    )
-    .await;
+    deploy_ephemeral_talker(&server).await;
     invoke(&server, "hello", "").await;
     wait_for_no_instances(&server, "talker").await;
     invoke(&server, "talker", "").await;
