@@ -276,21 +276,6 @@ impl CgroupBox {
                 .is_some_and(|n| n > 0)
         })
     }
-
-    /// Peak memory of the box in bytes, where the kernel reports it.
-    pub fn memory_peak(&self) -> Option<u64> {
-        let dir = self.memory_dir.as_ref()?;
-        let file = if self.v2 {
-            "memory.peak"
-        } else {
-            "memory.max_usage_in_bytes"
-        };
-        std::fs::read_to_string(dir.join(file))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
 }
 
 impl Drop for CgroupBox {

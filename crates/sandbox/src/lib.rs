@@ -38,7 +38,7 @@ pub use cgroup::{CgroupBox, Cgroups};
 pub use command::{Limits, Outcome, SandboxedCommand};
 pub use helper::{SETUP_FAILED, run_if_helper};
 pub use probe::ProbeResult;
-pub use spec::{Features, Isolation, runtime_root};
+pub use spec::{Features, Isolation};
 pub use worker::{REQUEST_FD, RESPONSE_FD, WorkerCommand, WorkerProcess};
 pub use zygote::{ForkedWorker, ZygoteProcess};
 
@@ -274,10 +274,6 @@ impl Sandbox {
         &self.report
     }
 
-    pub fn features(&self) -> Features {
-        self.features
-    }
-
     /// The helper's program and arguments to run `program args` with `isolation` and
     /// the given primitives.
     fn wrap_with(
@@ -340,7 +336,7 @@ impl Sandbox {
     }
 
     /// A new cgroup with the isolation's limits (for a process forked by a zygote).
-    pub fn cgroup_for(&self, isolation: &Isolation) -> std::io::Result<Option<CgroupBox>> {
+    pub(crate) fn cgroup_for(&self, isolation: &Isolation) -> std::io::Result<Option<CgroupBox>> {
         match &self.cgroups {
             Some(cgroups) => cgroups.create_box(isolation).map(Some),
             None => Ok(None),

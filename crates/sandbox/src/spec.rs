@@ -99,7 +99,7 @@ impl Isolation {
 }
 
 /// The installation directory of `program`, if it is outside the system directories.
-pub fn runtime_root(program: &Path) -> Option<PathBuf> {
+pub(crate) fn runtime_root(program: &Path) -> Option<PathBuf> {
     let real = std::fs::canonicalize(program).unwrap_or_else(|_| program.to_owned());
     if SYSTEM_PATHS.iter().any(|system| real.starts_with(system)) {
         return None;
@@ -124,12 +124,6 @@ pub struct Features {
 }
 
 impl Features {
-    pub const ALL: Features = Features {
-        namespaces: true,
-        filesystem: true,
-        landlock: true,
-        seccomp: true,
-    };
     pub const NONE: Features = Features {
         namespaces: false,
         filesystem: false,
@@ -176,11 +170,18 @@ mod tests {
         );
     }
 
+    const ALL: Features = Features {
+        namespaces: true,
+        filesystem: true,
+        landlock: true,
+        seccomp: true,
+    };
+
     #[test]
     fn specs_round_trip_as_json() {
         let spec = HelperSpec {
             isolation: Isolation::new().read_only("/code").memory(1 << 20),
-            features: Features::ALL,
+            features: ALL,
             staging_root: "/stage".into(),
             cwd: "/code".into(),
             outside_uid: 65534,
@@ -190,6 +191,6 @@ mod tests {
         let json = serde_json::to_string(&spec).unwrap();
         let back: HelperSpec = serde_json::from_str(&json).unwrap();
         assert_eq!(back.isolation, spec.isolation);
-        assert_eq!(back.features, Features::ALL);
+        assert_eq!(back.features, ALL);
     }
 }
