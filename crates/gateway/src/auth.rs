@@ -200,20 +200,15 @@ impl Auth {
         Ok((record, secret))
     }
 
-    /// Stores a key whose secret the caller chose (`MINIFAAS_ADMIN_KEY`), unless a key
-    /// with that secret exists already. Returns whether it was new.
+    /// Stores a key whose secret the caller chose (`MINIFAAS_ADMIN_KEY`, checked with
+    /// the rest of the config before the server starts), unless a key with that secret
+    /// exists already. Returns whether it was new.
     pub async fn ensure_key(
         &self,
         name: String,
         scopes: minifaas_core::Scopes,
         secret: &str,
     ) -> Result<bool> {
-        if secret.len() < 16 {
-            return Err(Error::invalid(
-                "weak_key",
-                "an API key must be at least 16 characters long",
-            ));
-        }
         if self.keys.key_by_hash(&key_hash(secret)).await?.is_some() {
             return Ok(false);
         }
